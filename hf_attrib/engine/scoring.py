@@ -1,0 +1,96 @@
+"""Candidate losses: tokenized once, scored in batches in eval mode under `torch.inference_mode()`."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from hf_attrib.adapters.base import ModelAdapter
+from hf_attrib.data.rows import batched, check_unique, iter_rows
+
+
+@dataclass
+class EncodedRows:
+    """Rows of one source, validated and collated into batches once, reused for every pass."""
+
+    ids: list[str]
+    batches: list[tuple[list[str], dict[str, torch.Tensor]]] = field(repr=False)
+
+    @classmethod
+    def build(cls, adapter: ModelAdapter, source: Any, batch_size: int, what: str) -> EncodedRows:
+        ids: list[str] = []
+        batches = []
+        for rows in batched(iter_rows(source, what), batch_size):
+            batch_ids = []
+            for index, row in enumerate(rows, start=len(ids)):
+                try:
+                    batch_ids.append(adapter.row_id(row))
+                except ValueError as error:
+                    raise ValueError(f"{what}[{index}]: {error}") from None
+            try:
+                batch = adapter.collate(rows)
+            except ValueError as error:
+                raise ValueError(f"{what}: {error}") from None
+            ids += batch_ids
+            batches.append((batch_ids, batch))
+        if not ids:
+            raise ValueError(f"{what} is empty: nothing to attribute")
+        check_unique(ids, what)
+        return cls(ids, batches)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def key(self) -> str:
+        return hashlib.sha256("\x1f".join(self.ids).encode()).hexdigest()[:16]
+
+
+def example_losses(
+    adapter: ModelAdapter,
+    model: nn.Module,
+    rows: EncodedRows,
+    *,
+    progress: bool = False,
+    desc: str = "candidate losses",
+) -> np.ndarray:
+    """Each row's loss as float64; a non-finite loss is a `ValueError` naming the row."""
+    out: list[np.ndarray] = []
+    with torch.inference_mode():
+        for ids, batch in tqdm(rows.batches, desc=desc, disable=not progress, leave=False):
+            losses = adapter.per_example_loss(model, batch).double().cpu().numpy()
+            bad = np.flatnonzero(~np.isfinite(losses))
+            if bad.size:
+                raise ValueError(
+                    f"the loss of candidate {ids[bad[0]]!r} is {losses[bad[0]]} ({desc}); "
+                    "divergence is an error, not a score: lower the learning rate or the number of steps"
+                )
+            out.append(losses)
+    return np.concatenate(out)
+
+
+def weights_digest(parameters: Sequence[torch.Tensor]) -> str:
+    """A cheap fingerprint of the current weights: changes when training changes them."""
+    with torch.no_grad():
+        sums = [torch.stack([p.double().sum(), p.double().abs().sum()]) for p in parameters]
+        data = torch.cat(sums).cpu().numpy().tobytes() if sums else b""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+class BaseLossCache:
+    """ℓ(θ̂, z_i) does not depend on the query: computed once per (weights, adapter, candidate set)."""
+
+    def __init__(self) -> None:
+        self._store: dict[tuple[str, str, str], np.ndarray] = {}
+
+    def get(self, adapter: ModelAdapter, model: nn.Module, rows: EncodedRows, *, progress: bool) -> np.ndarray:
+        key = (weights_digest(list(model.parameters())), adapter.fingerprint(), rows.key())
+        if key not in self._store:
+            self._store[key] = example_losses(adapter, model, rows, progress=progress, desc="base losses")
+        return self._store[key]

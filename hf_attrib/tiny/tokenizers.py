@@ -1,0 +1,63 @@
+"""Real transformers tokenizers built here from a text corpus (nothing can be downloaded).
+
+Each is the family's own tokenizer class (`GPT2Tokenizer`, `T5Tokenizer`, `BertTokenizer`), built from a
+vocabulary learned on the given texts, so it saves and loads with `save_pretrained`/`from_pretrained`
+like one from the Hub.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def gpt2_tokenizer(texts: Iterable[str], vocab_size: int = 2000):
+    """A byte-level BPE `GPT2Tokenizer` trained on `texts`; like GPT-2 it has no pad token."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import GPT2Tokenizer
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(list(texts), trainer)
+    model = json.loads(backend.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    # a prefix space makes a word one token wherever it stands, as at the start of a text
+    return GPT2Tokenizer(vocab=model["vocab"], merges=merges, add_prefix_space=True)
+
+
+def _words(texts: Iterable[str], lowercase: bool) -> list[str]:
+    counts = Counter(w for text in texts for w in WORD.findall(text.lower() if lowercase else text))
+    return sorted(counts, key=lambda w: (-counts[w], w))
+
+
+def bert_tokenizer(texts: Iterable[str]):
+    """A WordPiece `BertTokenizer` (lower-cased) whose vocabulary holds every word of `texts`."""
+    from transformers import BertTokenizer
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words = _words(texts, lowercase=True)
+    chars = sorted({c for w in words for c in w})
+    vocab = specials + words + [c for c in chars if c not in words] + [f"##{c}" for c in chars]
+    return BertTokenizer(vocab={token: i for i, token in enumerate(dict.fromkeys(vocab))})
+
+
+def t5_tokenizer(texts: Iterable[str], extra_ids: int = 10):
+    """A unigram `T5Tokenizer` with sentinels ``<extra_id_0>``...; whole words outscore their spelling."""
+    from transformers import T5Tokenizer
+
+    words = _words(texts, lowercase=False)
+    chars = sorted({c for w in words for c in w})
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    vocab += [(f"▁{w}", -1.0) for w in words]
+    vocab += [(c, -10.0) for c in chars]
+    return T5Tokenizer(vocab=vocab, extra_ids=extra_ids)
