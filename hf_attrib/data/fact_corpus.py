@@ -74,10 +74,10 @@ def _names(rng: random.Random, count: int, taken: set[str]) -> list[str]:
 def generate_fact_corpus(
     *,
     people: int = 30,
-    cities: int = 12,
-    countries: int = 5,
+    cities: int = 30,
+    countries: int = 30,
     abstracts_per_subject: int = 3,
-    queries: int = 40,
+    queries: int = 80,
     seed: int = 0,
 ) -> FactCorpus:
     """A seeded corpus: every fact is stated by at least one abstract; queries sample the facts."""

@@ -1,0 +1,63 @@
+"""The embedded demo: a tiny GPT-2 trained here on the offline fact corpus, traced with Forward-INF."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from hf_attrib import AttributionResult
+from hf_attrib.cli import app
+from hf_attrib.data.fact_corpus import generate_fact_corpus
+from hf_attrib.demo import DemoArguments, run_demo
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    return run_demo(DemoArguments(output_dir=str(tmp_path_factory.mktemp("demo")), progress=False))
+
+
+def test_forward_inf_ranks_a_true_proponent_first_for_most_answered_queries(report):
+    assert report.answered >= 10  # enough answered queries for the rate to mean something
+    # recompute the rate from the saved files, independently of the demo's own bookkeeping
+    result = AttributionResult.load(report.run_dir / "forward_inf")
+    corpus = generate_fact_corpus(queries=DemoArguments().queries, seed=DemoArguments().seed)
+    proponents = corpus.proponents()
+    hits = [result.candidate_ids[int(np.argmax(result.scores[q]))] in proponents[qid]
+            for q, qid in enumerate(result.query_ids)]
+    assert len(hits) == report.answered
+    assert np.mean(hits) == pytest.approx(report.top1_rate)
+    assert np.mean(hits) >= 0.8
+
+
+def test_run_folder(report):
+    folder = report.run_dir
+    for name in ("abstracts.jsonl", "queries.jsonl", "scores.png", "summary.json", "model/model.safetensors",
+                 "forward_inf/scores.safetensors", "forward_inf/result.json"):
+        assert (folder / name).is_file(), name
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["answered_correctly"] == report.answered
+    assert (folder / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_proponents_follow_the_ftrace_rule():
+    corpus = generate_fact_corpus(queries=20, seed=3)
+    by_id = {a["id"]: a for a in corpus.abstracts}
+    for query in corpus.queries:
+        fact = f"{query['predicate_id']},{query['sub_uri']},{query['obj_uri']}"
+        expected = {i for i, a in by_id.items() if fact in a["facts"].split(";")}
+        assert corpus.proponents()[query["uuid"]] == expected and expected
+        assert "<extra_id_0>" in query["inputs_pretokenized"]
+        # paraphrase: the query's wording never occurs in an abstract
+        prefix = query["inputs_pretokenized"].split(query["sub_label"])[0].strip()
+        if prefix:
+            assert not any(prefix in a["inputs_pretokenized"] for a in corpus.abstracts)
+
+
+def test_cli_demo_end_to_end(tmp_path):
+    result = CliRunner().invoke(app, ["demo", "--output-dir", str(tmp_path), "--epochs", "30", "--queries", "20",
+                                      "--show", "2", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "top-3 abstracts per query" in result.output
+    assert "queries answered correctly" in result.output
+    assert (tmp_path / "forward_inf" / "result.json").is_file()
