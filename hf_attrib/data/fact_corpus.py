@@ -104,7 +104,7 @@ def generate_fact_corpus(
         objects = []
         while len(objects) < len(entities[subject_kind]):
             objects += rng.sample(entities[object_kind], k=len(entities[object_kind]))
-        for subject, obj in zip(entities[subject_kind], objects):
+        for subject, obj in zip(entities[subject_kind], objects[: len(entities[subject_kind])], strict=True):
             fact = (predicate, subject, obj)
             corpus.facts.append(fact)
             by_subject.setdefault(subject, []).append(fact)

@@ -25,7 +25,8 @@ def test_bert_fills_the_blank_with_one_mask_per_answer_token(bert, bert_tok):
     # independent loss: log-probabilities of the answer at the mask positions
     logits = bert(input_ids=torch.tensor([ids])).logits[0]
     positions = [i for i, t in enumerate(ids) if t == bert_tok.mask_token_id]
-    expected = -torch.stack([torch.log_softmax(logits[p], -1)[t] for p, t in zip(positions, answer)]).mean()
+    logprobs = torch.log_softmax(logits, -1)
+    expected = -torch.stack([logprobs[p, t] for p, t in zip(positions, answer, strict=True)]).mean()
     loss = adapter.per_example_loss(bert, adapter.collate([row]))[0]
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
 

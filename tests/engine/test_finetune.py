@@ -34,7 +34,7 @@ def test_bad_row_fails_before_any_weight_moves(gpt2, gpt2_tok, causal_rows):
     rows = causal_rows["candidates"] + [{"text": "no id"}]
     with pytest.raises(ValueError, match="'id'"):
         finetune(CausalLMAdapter(gpt2, gpt2_tok), rows, progress=False)
-    assert all(torch.equal(a, b) for a, b in zip(frozen, gpt2.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(frozen, gpt2.parameters(), strict=True))
 
 
 def test_arguments_validate():
