@@ -19,10 +19,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
-	$(BIN)/ruff check hf_attrib tests scripts
+	$(BIN)/ruff check .
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check hf_attrib tests scripts
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
