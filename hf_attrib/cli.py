@@ -12,13 +12,19 @@ def _root() -> None:
     """hf-attrib: which training examples made a generative model produce this output."""
 
 
+def _demo_default(name: str):
+    from hf_attrib.demo import DemoArguments
+
+    return DemoArguments.__dataclass_fields__[name].default
+
+
 @app.command()
 def demo(
     output_dir: str = typer.Option("", help="Run folder (default: runs/demo-<time>)."),
-    seed: int = typer.Option(0, help="Seed of the corpus, the model and training."),
-    epochs: int = typer.Option(100, help="Training epochs of the tiny GPT-2."),
-    queries: int = typer.Option(80, help="Queries generated (the model answers some)."),
-    show: int = typer.Option(8, help="Queries printed with their top-3."),
+    seed: int = typer.Option(_demo_default("seed"), help="Seed of the corpus, the model and training."),
+    epochs: int = typer.Option(_demo_default("epochs"), help="Training epochs of the tiny GPT-2."),
+    queries: int = typer.Option(_demo_default("queries"), help="Queries generated (the model answers some)."),
+    show: int = typer.Option(_demo_default("show"), help="Queries printed with their top-3."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
     """Train a tiny GPT-2 on an offline fact corpus and trace its answers with Forward-INF."""

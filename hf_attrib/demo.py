@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,7 @@ class DemoArguments(Arguments):
     output_dir: str = field(default="", metadata={"help": "Run folder (default: runs/demo-<time>)."})
     seed: int = field(default=0, metadata={"help": "Seed of the corpus, the model and training."})
     queries: int = field(default=80, metadata={"help": "Queries generated (the model answers some)."})
-    epochs: int = field(default=100, metadata={"help": "Training epochs of the tiny GPT-2."})
+    epochs: int = field(default=150, metadata={"help": "Training epochs of the tiny GPT-2."})
     train_learning_rate: float = field(default=3e-3, metadata={"help": "AdamW learning rate of training."})
     hidden_size: int = field(default=64, metadata={"help": "Width of the tiny GPT-2."})
     learning_rate: float = field(default=1e-3, metadata={"help": "Forward-INF ascent learning rate."})
@@ -77,9 +78,10 @@ def run_demo(args: DemoArguments | None = None) -> DemoReport:
     finetune(CausalLMAdapter(model, tokenizer), candidates, epochs=args.epochs,
              learning_rate=args.train_learning_rate, batch_size=16, warmup_steps=20, seed=args.seed,
              progress=args.progress)
-    model.save_pretrained(run_dir / "model")
-    tokenizer.save_pretrained(run_dir / "model")
-    adapter = CausalLMAdapter.from_pretrained(str(run_dir / "model"))
+    with _transformers_progress(args.progress):
+        model.save_pretrained(run_dir / "model")
+        tokenizer.save_pretrained(run_dir / "model")
+        adapter = CausalLMAdapter.from_pretrained(str(run_dir / "model"))
 
     correct = answered_correctly(adapter, queries)
     traced = [q for q, ok in zip(queries, correct, strict=True) if ok]
@@ -121,6 +123,21 @@ def format_table(result: AttributionResult, proponents: dict[str, set[str]], que
             mark = "proponent" if candidate in proponents[query_id] else "-"
             lines.append(f"  {rank}. {score:8.4f}  {mark:<9}  {candidate}")
     return "\n".join(lines)
+
+
+@contextmanager
+def _transformers_progress(enabled: bool):
+    """transformers' own save/load progress bars follow the demo's `progress` option."""
+    from transformers.utils import logging
+
+    was_enabled = logging.is_progress_bar_enabled()
+    if not enabled:
+        logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            logging.enable_progress_bar()
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:

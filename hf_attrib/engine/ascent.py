@@ -8,6 +8,7 @@ is removed with ``unload()`` at the end.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -52,7 +53,8 @@ class ReversibleAscent:
             return
         from peft import get_peft_model
 
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft/transformers 5
             torch.manual_seed(args.seed)
             peft_model = get_peft_model(model, adapter.lora_config(args.lora_rank, args.lora_alpha))
         try:
