@@ -106,6 +106,22 @@ class ModelAdapter(abc.ABC):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def load_pretrained(auto_class: Any, name_or_path: str, revision: str | None, dtype: Any) -> tuple[Any, Any]:
+    """Model (eval mode) and tokenizer from a Hub id or a local folder: safetensors only, no remote code."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, revision=revision, trust_remote_code=False)
+    model = auto_class.from_pretrained(
+        name_or_path, revision=revision, trust_remote_code=False, use_safetensors=True, dtype=dtype
+    )
+    return model.eval(), tokenizer
+
+
+def tokenizer_config(tokenizer: Any) -> dict[str, Any]:
+    """What identifies a tokenizer in an adapter's fingerprint."""
+    return {"tokenizer": getattr(tokenizer, "name_or_path", type(tokenizer).__name__), "vocab_size": len(tokenizer)}
+
+
 def _model_config(model: nn.Module) -> Any:
     config = getattr(model, "config", None)
     if config is None:
@@ -130,6 +146,15 @@ def pad_sequences(sequences: list[list[int]], pad_value: int) -> torch.Tensor:
     """Right-pad integer lists into a [batch, longest] tensor."""
     longest = max(len(s) for s in sequences)
     return torch.tensor([s + [pad_value] * (longest - len(s)) for s in sequences], dtype=torch.long)
+
+
+def padded_batch(encoded: list[tuple[list[int], list[int]]], pad_id: int, device: torch.device) -> dict:
+    """(ids, labels) pairs -> right-padded input_ids, attention_mask and labels (-100 on padding)."""
+    return {
+        "input_ids": pad_sequences([ids for ids, _ in encoded], pad_id).to(device),
+        "attention_mask": pad_sequences([[1] * len(ids) for ids, _ in encoded], 0).to(device),
+        "labels": pad_sequences([labels for _, labels in encoded], -100).to(device),
+    }
 
 
 def mean_token_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from hf_attrib.adapters.base import ModelAdapter, all_tokens_argmax, mean_token_nll, pad_sequences, require_text
+from hf_attrib.adapters.base import (
+    ModelAdapter,
+    all_tokens_argmax,
+    load_pretrained,
+    mean_token_nll,
+    padded_batch,
+    require_text,
+    tokenizer_config,
+)
 from hf_attrib.data.rows import Row
 
 
@@ -53,14 +61,9 @@ class CausalLMAdapter(ModelAdapter):
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, revision: str | None = None, dtype: Any = None, **options):
         """Load a model and tokenizer from a Hub id or a local folder (safetensors, no remote code)."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, revision=revision, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(
-            name_or_path, revision=revision, trust_remote_code=False, use_safetensors=True, dtype=dtype
-        )
-        model.eval()
-        return cls(model, tokenizer, **options)
+        return cls(*load_pretrained(AutoModelForCausalLM, name_or_path, revision, dtype), **options)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -70,8 +73,7 @@ class CausalLMAdapter(ModelAdapter):
             "text_column": self.text_column,
             "separator": self.separator,
             "max_length": self.max_length,
-            "tokenizer": getattr(self.tokenizer, "name_or_path", type(self.tokenizer).__name__),
-            "vocab_size": len(self.tokenizer),
+            **tokenizer_config(self.tokenizer),
         }
 
     @property
@@ -123,13 +125,7 @@ class CausalLMAdapter(ModelAdapter):
         return ids, list(ids)
 
     def collate(self, rows: list[Row]) -> dict[str, torch.Tensor]:
-        encoded = [self.encode(row) for row in rows]
-        input_ids = pad_sequences([ids for ids, _ in encoded], self.pad_id)
-        labels = pad_sequences([labels for _, labels in encoded], -100)
-        attention_mask = pad_sequences([[1] * len(ids) for ids, _ in encoded], 0)
-        device = self.device
-        return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device),
-                "labels": labels.to(device)}
+        return padded_batch([self.encode(row) for row in rows], self.pad_id, self.device)
 
     def per_example_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits

@@ -18,7 +18,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from hf_attrib.adapters.base import ModelAdapter, all_tokens_argmax, mean_token_nll, pad_sequences, require_text
+from hf_attrib.adapters.base import (
+    ModelAdapter,
+    all_tokens_argmax,
+    load_pretrained,
+    mean_token_nll,
+    padded_batch,
+    require_text,
+    tokenizer_config,
+)
 from hf_attrib.data.rows import Row
 
 
@@ -54,16 +62,11 @@ class MaskedLMAdapter(ModelAdapter):
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, revision: str | None = None, dtype: Any = None, **options):
         """Load a seq2seq or masked-LM model and its tokenizer from a Hub id or a local folder."""
-        from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForSeq2SeqLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForSeq2SeqLM
 
         config = AutoConfig.from_pretrained(name_or_path, revision=revision, trust_remote_code=False)
         auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForMaskedLM
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, revision=revision, trust_remote_code=False)
-        model = auto.from_pretrained(
-            name_or_path, revision=revision, trust_remote_code=False, use_safetensors=True, dtype=dtype
-        )
-        model.eval()
-        return cls(model, tokenizer, **options)
+        return cls(*load_pretrained(auto, name_or_path, revision, dtype), **options)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -73,8 +76,7 @@ class MaskedLMAdapter(ModelAdapter):
             "blank": self.blank,
             "max_length": self.max_length,
             "encoder_decoder": self.encoder_decoder,
-            "tokenizer": getattr(self.tokenizer, "name_or_path", type(self.tokenizer).__name__),
-            "vocab_size": len(self.tokenizer),
+            **tokenizer_config(self.tokenizer),
         }
 
     @property
@@ -128,13 +130,7 @@ class MaskedLMAdapter(ModelAdapter):
         return list(ids)
 
     def collate(self, rows: list[Row]) -> dict[str, torch.Tensor]:
-        encoded = [self.encode(row) for row in rows]
-        input_ids = pad_sequences([ids for ids, _ in encoded], self.pad_id)
-        attention_mask = pad_sequences([[1] * len(ids) for ids, _ in encoded], 0)
-        labels = pad_sequences([labels for _, labels in encoded], -100)
-        device = self.device
-        return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device),
-                "labels": labels.to(device)}
+        return padded_batch([self.encode(row) for row in rows], self.pad_id, self.device)
 
     def per_example_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return mean_token_nll(self._logits(model, batch), batch["labels"])
