@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from hf_attrib.adapters import CausalLMAdapter
-from hf_attrib.data.fact_corpus import causal_query, causal_text, fill_blank, generate_fact_corpus
+from hf_attrib.data.fact_corpus import generate_fact_corpus
+from hf_attrib.data.ftrace import causal_query, causal_text, fill_blank
 from hf_attrib.engine import EncodedRows, finetune
 from hf_attrib.engine.arguments import Arguments
 from hf_attrib.methods import ForwardINF

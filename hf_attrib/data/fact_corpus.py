@@ -160,21 +160,3 @@ def _abstract(rng: random.Random, corpus: FactCorpus, key: str, facts: list[tupl
         "example_uris": ";".join(sorted({s for _, s, _ in facts})),
         "page_uri": facts[0][1],
     }
-
-
-def fill_blank(row: dict) -> str:
-    """The abstract or query text with its blank filled by its target."""
-    answer = row["targets_pretokenized"].replace(BLANK, "", 1).strip()
-    return row["inputs_pretokenized"].replace(BLANK, answer, 1)
-
-
-def causal_query(row: dict) -> dict:
-    """A query as a causal-LM row: the text before the blank is the prompt, the answer the target."""
-    prompt = row["inputs_pretokenized"].split(BLANK, 1)[0].rstrip()
-    answer = row["targets_pretokenized"].replace(BLANK, "", 1).strip()
-    return {"id": row.get("uuid", row.get("id")), "prompt": prompt, "target": answer}
-
-
-def causal_text(row: dict) -> dict:
-    """An abstract as a causal-LM text row (loss on every token)."""
-    return {"id": row.get("id", row.get("uuid")), "text": fill_blank(row)}

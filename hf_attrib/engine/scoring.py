@@ -22,11 +22,14 @@ class EncodedRows:
 
     ids: list[str]
     batches: list[tuple[list[str], dict[str, torch.Tensor]]] = field(repr=False)
+    rows: list[dict] = field(default_factory=list, repr=False)
+    batch_size: int = 32
 
     @classmethod
     def build(cls, adapter: ModelAdapter, source: Any, batch_size: int, what: str) -> EncodedRows:
         ids: list[str] = []
         batches = []
+        kept: list[dict] = []
         for rows in batched(iter_rows(source, what), batch_size):
             batch_ids = []
             for index, row in enumerate(rows, start=len(ids)):
@@ -39,11 +42,24 @@ class EncodedRows:
             except ValueError as error:
                 raise ValueError(f"{what}: {error}") from None
             ids += batch_ids
+            kept += rows
             batches.append((batch_ids, batch))
         if not ids:
             raise ValueError(f"{what} is empty: nothing to attribute")
         check_unique(ids, what)
-        return cls(ids, batches)
+        return cls(ids, batches, kept, batch_size)
+
+    def subset(self, adapter: ModelAdapter, ids: Sequence[str]) -> tuple[EncodedRows, np.ndarray]:
+        """The rows with the given ids (re-collated) and their positions in this set."""
+        position = {identifier: i for i, identifier in enumerate(self.ids)}
+        unknown = [i for i in ids if i not in position]
+        if unknown:
+            raise ValueError(f"candidate_sets names candidates that are not among the candidates: {unknown[:5]}")
+        index = np.array([position[i] for i in ids], dtype=int)
+        chosen = [self.rows[i] for i in index]
+        batches = [([self.ids[i] for i in chunk], adapter.collate([self.rows[i] for i in chunk]))
+                   for chunk in batched(list(index), self.batch_size)]
+        return EncodedRows(list(ids), batches, chosen, self.batch_size), index
 
     def __len__(self) -> int:
         return len(self.ids)

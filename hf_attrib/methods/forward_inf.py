@@ -63,8 +63,14 @@ class ForwardINF:
         with preserved_model_state(self.adapter.model) as model:
             return self._base_cache.get(self.adapter, model, rows, progress=self.args.progress)
 
-    def attribute(self, queries: Any, candidates: Any) -> AttributionResult:
-        """Score every candidate for every query (one row for the group when ``joint=True``)."""
+    def attribute(
+        self, queries: Any, candidates: Any, candidate_sets: dict[str, list[str]] | None = None
+    ) -> AttributionResult:
+        """Score every candidate for every query (one row for the group when ``joint=True``).
+
+        With `candidate_sets` (query id -> candidate ids), each query scores only its own set after
+        ascent; the others are NaN (not scored) and base losses are still computed once for the union.
+        """
         args = self.args
         # one batch per query, or the whole group in batches of query_batch_size when joint
         per_batch = args.query_batch_size if args.joint else 1
@@ -74,17 +80,25 @@ class ForwardINF:
             groups, query_ids = [encoded_queries.batches], [args.group_id]
         else:
             groups, query_ids = [[batch] for batch in encoded_queries.batches], encoded_queries.ids
-        scores = np.empty((len(groups), len(encoded)), dtype=np.float64)
+        if candidate_sets is not None:
+            if args.joint:
+                raise ValueError("candidate_sets cannot be combined with joint=True (one group, one set)")
+            missing = [q for q in query_ids if q not in candidate_sets]
+            if missing:
+                raise ValueError(f"candidate_sets has no entry for queries {missing[:5]}")
+            subsets = {q: encoded.subset(self.adapter, candidate_sets[q]) for q in query_ids}
+        scores = np.full((len(groups), len(encoded)), np.nan, dtype=np.float64)
         with preserved_model_state(self.adapter.model) as model:
             base = self._base_cache.get(self.adapter, model, encoded, progress=args.progress)
             with ReversibleAscent.attach(self.adapter, args) as ascent:
                 for row, group in enumerate(tqdm(groups, desc="Forward-INF queries", disable=not args.progress)):
                     try:
                         ascent.ascend(group)
-                        after = example_losses(self.adapter, ascent.model, encoded, desc="losses after ascent")
+                        rows, columns = subsets[query_ids[row]] if candidate_sets else (encoded, slice(None))
+                        after = example_losses(self.adapter, ascent.model, rows, desc="losses after ascent")
                     finally:
                         ascent.restore()
-                    scores[row] = after - base
+                    scores[row, columns] = after - base[columns]
         return AttributionResult(
             scores,
             query_ids,
