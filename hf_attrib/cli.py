@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Training-data attribution for HF models.")
@@ -41,6 +43,26 @@ def demo(
     )
     typer.echo(f"run folder: {report.run_dir} (scores.png, forward_inf/, model/, summary.json)")
     typer.echo(f"wall time: {report.seconds:.0f} s")
+
+
+@app.command("trace-facts")
+def trace_facts(
+    recipe: Annotated[str, typer.Argument(help="A YAML recipe, e.g. recipes/ftrace_tiny.yaml.")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides of the recipe.")] = None,
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Run several attribution methods on one model and candidate set; print MRR, P@1, R@10, queries/min."""
+    from hf_attrib.fact_tracing import format_table, load_recipe, run_fact_tracing
+
+    try:
+        spec = load_recipe(recipe, overrides)
+        outcome = run_fact_tracing(spec, progress=progress)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{outcome['queries']} queries, {outcome['candidates']} candidates (each query ranked in its own set)")
+    typer.echo(format_table(outcome["rows"]))
+    typer.echo(f"run folder: {outcome['run_dir']}")
 
 
 def main() -> None:

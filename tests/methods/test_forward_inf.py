@@ -117,3 +117,19 @@ def test_options_as_object_or_keywords(gpt2, gpt2_tok):
         ForwardINF(adapter, learning_rate=-1)
     with pytest.raises(ValueError, match="optimizer"):
         ForwardINF(adapter, optimizer="lbfgs")
+
+
+def test_candidate_sets_score_only_each_querys_own_set(gpt2, gpt2_tok, causal_rows):
+    adapter = CausalLMAdapter(gpt2, gpt2_tok)
+    full = ForwardINF(adapter, progress=False).attribute(**causal_rows)
+    sets = {"q1": ["c0", "c3"], "q2": ["c5", "c1", "c2"]}
+    partial = ForwardINF(adapter, progress=False).attribute(**causal_rows, candidate_sets=sets)
+    for q, query_id in enumerate(partial.query_ids):
+        inside = [partial.candidate_ids.index(c) for c in sets[query_id]]
+        outside = [i for i in range(len(partial.candidate_ids)) if i not in inside]
+        np.testing.assert_allclose(partial.scores[q, inside], full.scores[q, inside], atol=1e-6)
+        assert np.isnan(partial.scores[q, outside]).all()
+    with pytest.raises(ValueError, match="not among the candidates"):
+        ForwardINF(adapter, progress=False).attribute(**causal_rows, candidate_sets={"q1": ["zz"], "q2": ["c0"]})
+    with pytest.raises(ValueError, match="no entry"):
+        ForwardINF(adapter, progress=False).attribute(**causal_rows, candidate_sets={"q1": ["c0"]})
