@@ -33,9 +33,23 @@ def resolve_arguments(cls: type[T], args: T | None, overrides: dict[str, Any]) -
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for {cls.__name__}; valid options: {sorted(names)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    overrides = {k: _coerce(k, v, fields[k].default) for k, v in overrides.items()}
     if args is None:
         return cls(**overrides)
     return dataclasses.replace(args, **overrides)  # type: ignore[type-var]
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    """Numbers given as text (YAML reads ``1e-3`` as a string) become numbers; other mismatches are errors."""
+    if isinstance(default, bool) or not isinstance(default, int | float) or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return float(value) if isinstance(default, float) else value
+    try:
+        return type(default)(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number ({type(default).__name__}), got {value!r}") from None
 
 
 @dataclass

@@ -133,3 +133,10 @@ def test_candidate_sets_score_only_each_querys_own_set(gpt2, gpt2_tok, causal_ro
         ForwardINF(adapter, progress=False).attribute(**causal_rows, candidate_sets={"q1": ["zz"], "q2": ["c0"]})
     with pytest.raises(ValueError, match="no entry"):
         ForwardINF(adapter, progress=False).attribute(**causal_rows, candidate_sets={"q1": ["c0"]})
+
+
+def test_numbers_given_as_text_are_read_or_refused(gpt2, gpt2_tok):
+    adapter = CausalLMAdapter(gpt2, gpt2_tok)
+    assert ForwardINF(adapter, learning_rate="1e-3", steps="2").args.learning_rate == 1e-3  # YAML reads 1e-3 as text
+    with pytest.raises(ValueError, match=r"steps must be a number \(int\), got 'many'"):
+        ForwardINF(adapter, steps="many")
