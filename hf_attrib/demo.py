@@ -22,8 +22,9 @@ import torch
 from hf_attrib.adapters import CausalLMAdapter
 from hf_attrib.data.fact_corpus import generate_fact_corpus
 from hf_attrib.data.ftrace import causal_query, causal_text, fill_blank
-from hf_attrib.engine import EncodedRows, finetune
+from hf_attrib.engine import finetune
 from hf_attrib.engine.arguments import Arguments
+from hf_attrib.engine.scoring import answered_correctly
 from hf_attrib.methods import ForwardINF
 from hf_attrib.report import plot_proponent_scores
 from hf_attrib.results import AttributionResult
@@ -104,14 +105,6 @@ def run_demo(args: DemoArguments | None = None) -> DemoReport:
                "seconds": round(seconds, 1), "arguments": args.to_dict()}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return DemoReport(run_dir, result, proponents, len(traced), len(queries), top1, seconds, table)
-
-
-def answered_correctly(adapter: CausalLMAdapter, rows: list[dict]) -> list[bool]:
-    """Whether greedy decoding gives each row's target."""
-    encoded = EncodedRows.build(adapter, rows, 64, "queries")
-    with torch.inference_mode():
-        flags = [adapter.per_example_correct(adapter.model, batch) for _, batch in encoded.batches]
-    return torch.cat(flags).tolist()
 
 
 def format_table(result: AttributionResult, proponents: dict[str, set[str]], queries: dict[str, dict],

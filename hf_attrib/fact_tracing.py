@@ -115,7 +115,7 @@ def run_fact_tracing(recipe: dict[str, Any], *, progress: bool = True) -> dict[s
     queries, candidates = views(family, data, model_spec.get("loss_on", "text"))
     proponents = data.proponents()
     if recipe.get("only_answered", False):
-        from hf_attrib.demo import answered_correctly
+        from hf_attrib.engine.scoring import answered_correctly
 
         answered = answered_correctly(adapter, queries)
         data = FTrace(data.abstracts, [q for q, ok in zip(data.queries, answered, strict=True) if ok], data.skipped)

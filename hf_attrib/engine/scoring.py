@@ -91,6 +91,14 @@ def example_losses(
     return np.concatenate(out)
 
 
+def answered_correctly(adapter: ModelAdapter, rows: Any, batch_size: int = 64) -> list[bool]:
+    """Whether greedy decoding reproduces each row's target (the outputs the model actually produces)."""
+    encoded = EncodedRows.build(adapter, rows, batch_size, "queries")
+    with torch.inference_mode():
+        flags = [adapter.per_example_correct(adapter.model, batch) for _, batch in encoded.batches]
+    return torch.cat(flags).tolist()
+
+
 def weights_digest(parameters: Sequence[torch.Tensor]) -> str:
     """A cheap fingerprint of the current weights: changes when training changes them."""
     with torch.no_grad():
