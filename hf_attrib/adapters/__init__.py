@@ -2,7 +2,8 @@
 
 from hf_attrib.adapters.base import ModelAdapter
 from hf_attrib.adapters.causal_lm import CausalLMAdapter
+from hf_attrib.adapters.diffusion import StableDiffusionAdapter
 from hf_attrib.adapters.masked_lm import MaskedLMAdapter
 from hf_attrib.adapters.selection import parse_selection
 
-__all__ = ["ModelAdapter", "CausalLMAdapter", "MaskedLMAdapter", "parse_selection"]
+__all__ = ["ModelAdapter", "CausalLMAdapter", "MaskedLMAdapter", "StableDiffusionAdapter", "parse_selection"]

@@ -76,11 +76,28 @@ class ModelAdapter(abc.ABC):
 
         return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, init_lora_weights=True)
 
+    #: what ``parameters="auto"`` means for this family
+    default_selection: Selection = "all"
+
+    def resolve_selection(self, selection: Selection | ParsedSelection) -> ParsedSelection:
+        """A selection with ``"auto"`` and the family's named presets resolved."""
+        parsed = selection if isinstance(selection, ParsedSelection) else parse_selection(selection)
+        if parsed.kind == "auto":
+            return self.resolve_selection(self.default_selection)
+        return parsed
+
     def parameters(self, model: nn.Module, selection: Selection | ParsedSelection) -> list[tuple[str, nn.Parameter]]:
         """The named parameters that ascent may move for `selection` (not ``"lora"``, which the engine
         attaches itself)."""
-        parsed = selection if isinstance(selection, ParsedSelection) else parse_selection(selection)
-        return select_parameters(model, parsed, self.block_lists(model))
+        return select_parameters(model, self.resolve_selection(selection), self.block_lists(model))
+
+    def per_example_loss_terms(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The terms each example's loss averages, shape ``[batch, views, terms]``.
+
+        Scores compare these term by term (e.g. per diffusion timestep, per flipped view); by default
+        one view and one term: the loss itself.
+        """
+        return self.per_example_loss(model, batch)[:, None, None]
 
     @property
     def device(self) -> torch.device:

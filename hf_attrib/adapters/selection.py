@@ -7,7 +7,9 @@ Accepted selections (the ``parameters`` option of Forward-INF and TracIn):
   (a T5 model has two stacks, encoder and decoder, so K blocks of each);
 * a list of glob patterns (``fnmatch``) over parameter names, e.g. ``["transformer.h.*.mlp.*"]``;
   a single string that is none of the above is one pattern;
-* ``"lora"``: a PEFT LoRA is attached for the duration of the ascent and only it moves.
+* ``"lora"``: a PEFT LoRA is attached for the duration of the ascent and only it moves;
+* ``"auto"``: the adapter's own default (``"all"`` for language models, the cross-attention keys and
+  values for Stable Diffusion). Adapters may add named presets of their own.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ Selection = str | int | Sequence[str]
 
 @dataclass(frozen=True)
 class ParsedSelection:
-    kind: str  # "all" | "last" | "patterns" | "lora"
+    kind: str  # "all" | "last" | "patterns" | "lora" | "auto"
     last_blocks: int = 0
     patterns: tuple[str, ...] = ()
 
@@ -42,7 +44,7 @@ def parse_selection(selection: Selection) -> ParsedSelection:
     if isinstance(selection, int):
         return _last(selection)
     if isinstance(selection, str):
-        if selection in ("all", "lora"):
+        if selection in ("all", "lora", "auto"):
             return ParsedSelection(selection)
         if selection.startswith("last:"):
             count = selection.split(":", 1)[1]

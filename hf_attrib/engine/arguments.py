@@ -59,11 +59,17 @@ class AscentArguments(Arguments):
     learning_rate: float = field(default=1e-2, metadata={"help": "Step size of gradient ascent."})
     steps: int = field(default=3, metadata={"help": "Number of ascent steps per query (or per group)."})
     optimizer: str = field(default="sgd", metadata={"help": "'sgd' or 'adam' (both maximize the loss)."})
+    score: str = field(
+        default="difference",
+        metadata={"help": "'difference' (after - before, the seed), 'relative' (after / before per term, "
+                          "averaged) or 'normalized' ((after - before) / (after + before) per term, averaged)."},
+    )
     weight_decay: float = field(default=0.0, metadata={"help": "Weight decay applied during ascent."})
     momentum: float = field(default=0.0, metadata={"help": "SGD momentum (ignored by Adam)."})
     parameters: Selection = field(
-        default="all",
-        metadata={"help": "Which parameters move: 'all', 'last:K' blocks, 'lora', or name glob patterns."},
+        default="auto",
+        metadata={"help": "Which parameters move: 'auto' (the adapter's default), 'all', 'last:K' blocks, "
+                          "'lora', name glob patterns, or an adapter's preset (e.g. 'cross-attn-kv')."},
     )
     lora_rank: int = field(default=8, metadata={"help": "LoRA rank when parameters='lora'."})
     lora_alpha: float = field(default=16.0, metadata={"help": "LoRA alpha when parameters='lora'."})
@@ -77,12 +83,14 @@ class AscentArguments(Arguments):
     seed: int = field(default=0, metadata={"help": "Seed for anything random in ascent (LoRA initialization)."})
 
     def __post_init__(self) -> None:
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not self.learning_rate >= 0:  # 0 is a no-op ascent: a control whose scores must all be 0
+            raise ValueError(f"learning_rate must be >= 0, got {self.learning_rate}")
         if not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"steps must be an integer >= 1, got {self.steps!r}")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.score not in ("difference", "relative", "normalized"):
+            raise ValueError(f"score must be 'difference', 'relative' or 'normalized', got {self.score!r}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not 0 <= self.momentum < 1:

@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from hf_attrib.adapters.base import ModelAdapter
-from hf_attrib.adapters.selection import parse_selection
 from hf_attrib.engine.arguments import AscentArguments
 from hf_attrib.engine.state import set_trainable
 
@@ -42,7 +41,7 @@ class ReversibleAscent:
     @contextmanager
     def attach(cls, adapter: ModelAdapter, args: AscentArguments) -> Iterator[ReversibleAscent]:
         """Resolve the parameter selection (attaching a LoRA if asked) and detach on exit."""
-        selection = parse_selection(args.parameters)
+        selection = adapter.resolve_selection(args.parameters)
         model = adapter.model
         if selection.kind != "lora":
             ascent = cls(adapter, model, args, adapter.parameters(model, selection))

@@ -76,19 +76,34 @@ def example_losses(
     progress: bool = False,
     desc: str = "candidate losses",
 ) -> np.ndarray:
-    """Each row's loss as float64; a non-finite loss is a `ValueError` naming the row."""
+    """Each row's loss terms ``[rows, views, terms]`` as float64 (see `per_example_loss_terms`); a
+    non-finite loss is a `ValueError` naming the row."""
     out: list[np.ndarray] = []
     with torch.inference_mode():
         for ids, batch in tqdm(rows.batches, desc=desc, disable=not progress, leave=False):
-            losses = adapter.per_example_loss(model, batch).double().cpu().numpy()
-            bad = np.flatnonzero(~np.isfinite(losses))
+            losses = adapter.per_example_loss_terms(model, batch).double().cpu().numpy()
+            bad = np.flatnonzero(~np.isfinite(losses.reshape(len(losses), -1)).all(axis=1))
             if bad.size:
                 raise ValueError(
-                    f"the loss of candidate {ids[bad[0]]!r} is {losses[bad[0]]} ({desc}); "
+                    f"the loss of candidate {ids[bad[0]]!r} is not finite ({desc}); "
                     "divergence is an error, not a score: lower the learning rate or the number of steps"
                 )
             out.append(losses)
     return np.concatenate(out)
+
+
+def compare_losses(after: np.ndarray, before: np.ndarray, score: str = "difference") -> np.ndarray:
+    """Scores from loss terms ``[rows, views, terms]``: per view, the terms' mean of the comparison;
+    then the best view (e.g. an image or its mirror image)."""
+    if score == "difference":
+        per_term = after - before
+    elif score == "relative":
+        per_term = after / before
+    elif score == "normalized":
+        per_term = (after - before) / (after + before)
+    else:
+        raise ValueError(f"score must be 'difference', 'relative' or 'normalized', got {score!r}")
+    return per_term.mean(axis=-1).max(axis=-1)
 
 
 def answered_correctly(adapter: ModelAdapter, rows: Any, batch_size: int = 64) -> list[bool]:

@@ -18,7 +18,7 @@ from hf_attrib.adapters.base import ModelAdapter
 from hf_attrib.data.rows import materialize
 from hf_attrib.engine.arguments import AscentArguments, resolve_arguments
 from hf_attrib.engine.ascent import ReversibleAscent
-from hf_attrib.engine.scoring import BaseLossCache, EncodedRows, example_losses
+from hf_attrib.engine.scoring import BaseLossCache, EncodedRows, compare_losses, example_losses
 from hf_attrib.engine.state import preserved_model_state
 from hf_attrib.results import AttributionResult
 
@@ -61,7 +61,7 @@ class ForwardINF:
         """ℓ(θ̂, z_i) for every candidate (cached across calls while the weights are unchanged)."""
         rows = candidates if isinstance(candidates, EncodedRows) else self.encode_candidates(candidates)
         with preserved_model_state(self.adapter.model) as model:
-            return self._base_cache.get(self.adapter, model, rows, progress=self.args.progress)
+            return self._base_cache.get(self.adapter, model, rows, progress=self.args.progress).mean(axis=(1, 2))
 
     def attribute(
         self, queries: Any, candidates: Any, candidate_sets: dict[str, list[str]] | None = None
@@ -98,7 +98,7 @@ class ForwardINF:
                         after = example_losses(self.adapter, ascent.model, rows, desc="losses after ascent")
                     finally:
                         ascent.restore()
-                    scores[row, columns] = after - base[columns]
+                    scores[row, columns] = compare_losses(after, base[columns], args.score)
         return AttributionResult(
             scores,
             query_ids,
@@ -106,6 +106,6 @@ class ForwardINF:
             method=self.name,
             config={"arguments": args.to_dict(), "adapter": type(self.adapter).__name__,
                     "adapter_config": self.adapter.config(), "adapter_fingerprint": self.adapter.fingerprint()},
-            extras={"base_losses": base.copy()},
+            extras={"base_losses": base.mean(axis=(1, 2))},
         )
 

@@ -32,7 +32,9 @@ Checkpoint = str | Path | dict[str, torch.Tensor]
 
 @dataclass
 class TracInArguments(Arguments):
-    parameters: Selection = field(default="all", metadata={"help": "'all', 'last:K' or name glob patterns."})
+    parameters: Selection = field(
+        default="auto", metadata={"help": "'auto' (the adapter's default), 'all', 'last:K' or name glob patterns."}
+    )
     normalize: bool = field(default=False, metadata={"help": "Cosine similarity instead of dot products."})
     batch_size: int = field(default=16, metadata={"help": "Examples per forward pass."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})

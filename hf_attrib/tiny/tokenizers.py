@@ -61,3 +61,20 @@ def t5_tokenizer(texts: Iterable[str], extra_ids: int = 10):
     vocab += [(f"▁{w}", -1.0) for w in words]
     vocab += [(c, -10.0) for c in chars]
     return T5Tokenizer(vocab=vocab, extra_ids=extra_ids)
+
+
+def clip_tokenizer(texts: Iterable[str], vocab_size: int = 600, max_length: int = 16):
+    """A `CLIPTokenizer` (lower-cased BPE with ``</w>`` word ends) trained on `texts`, for tiny text encoders."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import CLIPTokenizer
+
+    specials = ["<|startoftext|>", "<|endoftext|>"]
+    backend = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
+    backend.normalizer = normalizers.Lowercase()
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, end_of_word_suffix="</w>",
+                                  show_progress=False)
+    backend.train_from_iterator([t.lower() for t in texts], trainer)
+    model = json.loads(backend.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    return CLIPTokenizer(vocab=model["vocab"], merges=merges, model_max_length=max_length)

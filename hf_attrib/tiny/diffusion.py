@@ -1,0 +1,46 @@
+"""A tiny Stable Diffusion pipeline built from configs: the real diffusers classes, only small.
+
+`UNet2DConditionModel` + `AutoencoderKL` + `CLIPTextModel` with a `CLIPTokenizer` trained here and a
+`DDPMScheduler` (``steps_offset=1, clip_sample=False``), assembled into a `StableDiffusionPipeline`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+
+def tiny_stable_diffusion(captions: Iterable[str], *, image_size: int = 32, seed: int = 0):
+    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from hf_attrib.tiny.tokenizers import clip_tokenizer
+
+    tokenizer = clip_tokenizer(captions)
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=tokenizer.model_max_length,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    ))
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32), layers_per_block=1,
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=8, sample_size=image_size,
+    )
+    unet = UNet2DConditionModel(
+        sample_size=image_size // 2, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32, attention_head_dim=8,
+        norm_num_groups=8,
+    )
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
+                              beta_end=0.012, steps_offset=1, clip_sample=False)
+    pipeline = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                       scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                       requires_safety_checker=False)
+    pipeline.set_progress_bar_config(disable=True)
+    for module in (vae, text_encoder, unet):
+        module.eval()
+    return pipeline
