@@ -91,6 +91,10 @@ class ModelAdapter(abc.ABC):
         attaches itself)."""
         return select_parameters(model, self.resolve_selection(selection), self.block_lists(model))
 
+    def training_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The scalar loss fine-tuning minimizes; by default the mean per-example loss."""
+        return self.per_example_loss(model, batch).mean()
+
     def per_example_loss_terms(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The terms each example's loss averages, shape ``[batch, views, terms]``.
 

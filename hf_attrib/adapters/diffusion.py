@@ -165,6 +165,21 @@ class StableDiffusionAdapter(ModelAdapter):
         return torch.randn((self.noise_draws, self.timesteps, *shape), generator=generator)  # [D, T, 4, h, w]
 
     # ---- losses ---------------------------------------------------------------------------------------
+    def training_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Training draws fresh timesteps and noise (torch's global generator), as diffusion training does;
+        the fixed draws are for scoring only."""
+        latents = batch["latents"][:, 0]
+        steps = torch.randint(0, self.pipeline.scheduler.config.num_train_timesteps, (latents.shape[0],))
+        noise = torch.randn_like(latents)
+        return self._mse(model, latents, noise, steps.to(latents.device), batch["embeddings"]).mean()
+
+    def _mse(self, model, clean, eps, steps, context) -> torch.Tensor:
+        scheduler = self.pipeline.scheduler
+        prediction = model(scheduler.add_noise(clean, eps, steps), steps, encoder_hidden_states=context).sample
+        v_prediction = scheduler.config.prediction_type == "v_prediction"
+        target = scheduler.get_velocity(clean, eps, steps) if v_prediction else eps
+        return (prediction.float() - target.float()).pow(2).mean(dim=(1, 2, 3))
+
     def per_example_loss_terms(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         latents, noise, embeddings = batch["latents"], batch["noise"], batch["embeddings"]
         b, v = latents.shape[:2]
@@ -175,14 +190,7 @@ class StableDiffusionAdapter(ModelAdapter):
         eps = noise[:, None].expand(b, v, d, t, *shape).reshape(-1, *shape)
         steps = self.schedule.to(latents.device).view(1, 1, 1, t).expand(b, v, d, t).reshape(-1)
         context = embeddings[:, None, None, None].expand(b, v, d, t, *embeddings.shape[1:])
-        scheduler = self.pipeline.scheduler
-        noisy = scheduler.add_noise(clean, eps, steps)
-        prediction = model(noisy, steps, encoder_hidden_states=context.reshape(-1, *embeddings.shape[1:])).sample
-        if scheduler.config.prediction_type == "v_prediction":
-            target = scheduler.get_velocity(clean, eps, steps)
-        else:
-            target = eps
-        mse = (prediction.float() - target.float()).pow(2).mean(dim=(1, 2, 3))
+        mse = self._mse(model, clean, eps, steps, context.reshape(-1, *embeddings.shape[1:]))
         return mse.view(b, v, d, t).mean(dim=2)  # [B, V, T]
 
     def per_example_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

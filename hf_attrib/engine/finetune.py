@@ -70,7 +70,7 @@ def finetune(adapter: ModelAdapter, rows: Any, args: FinetuneArguments | None = 
                 shuffled = list(data)
                 order.shuffle(shuffled)
                 for chunk in batched(shuffled, args.batch_size):
-                    loss = adapter.per_example_loss(model, adapter.collate(chunk)).mean()
+                    loss = adapter.training_loss(model, adapter.collate(chunk))
                     if not torch.isfinite(loss):
                         ids = [adapter.row_id(r) for r in chunk]
                         raise ValueError(f"fine-tuning diverged: loss {loss.item()} on rows {ids[:5]}...")

@@ -29,10 +29,22 @@ def gpt2_tokenizer(texts: Iterable[str], vocab_size: int = 2000):
         show_progress=False,
     )
     backend.train_from_iterator(list(texts), trainer)
-    model = json.loads(backend.to_str())["model"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    vocab, merges = _trained_bpe(backend, ["<|endoftext|>"])
     # a prefix space makes a word one token wherever it stands, as at the start of a text
-    return GPT2Tokenizer(vocab=model["vocab"], merges=merges, add_prefix_space=True)
+    return GPT2Tokenizer(vocab=vocab, merges=merges, add_prefix_space=True)
+
+
+def _trained_bpe(backend, specials: list[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Vocabulary and merges of a trained BPE, with ids made canonical (specials, then sorted tokens).
+
+    The trainer breaks ties between equally frequent pairs in a per-process random order, so the same
+    texts could give other ids in another run; sorted ids make the tokenizer, and so the seeded models
+    built on it, the same every time. (Merges keep their order: it decides how words split.)
+    """
+    model = json.loads(backend.to_str())["model"]
+    tokens = specials + sorted(t for t in model["vocab"] if t not in specials)
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    return {token: i for i, token in enumerate(tokens)}, merges
 
 
 def _words(texts: Iterable[str], lowercase: bool) -> list[str]:
@@ -75,6 +87,5 @@ def clip_tokenizer(texts: Iterable[str], vocab_size: int = 600, max_length: int 
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, end_of_word_suffix="</w>",
                                   show_progress=False)
     backend.train_from_iterator([t.lower() for t in texts], trainer)
-    model = json.loads(backend.to_str())["model"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-    return CLIPTokenizer(vocab=model["vocab"], merges=merges, model_max_length=max_length)
+    vocab, merges = _trained_bpe(backend, specials)
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)

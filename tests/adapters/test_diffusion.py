@@ -142,7 +142,7 @@ def test_customization_exemplar_recovered_top1():
     query = {"id": "generated", "image": generated, "caption": "a photo of sks digit"}
     ranks = {}
     for score in ("difference", "relative"):
-        result = ForwardINF(adapter, parameters="unet", optimizer="adam", learning_rate=1e-3, steps=3,
+        result = ForwardINF(adapter, optimizer="adam", learning_rate=1e-3, steps=3,  # cross-attention k/v
                             score=score, progress=False).attribute([query], candidates + [exemplar])
         ranks[score] = [c for c, _ in result.topk(len(candidates) + 1)[0]].index("exemplar") + 1
     # the relative score is the robust one at this scale; the plain difference's margin is thin
