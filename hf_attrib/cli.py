@@ -65,6 +65,80 @@ def trace_facts(
     typer.echo(f"run folder: {outcome['run_dir']}")
 
 
+def _load_pipeline(name_or_path: str):
+    from diffusers import StableDiffusionPipeline
+
+    pipeline = StableDiffusionPipeline.from_pretrained(name_or_path, use_safetensors=True, safety_checker=None,
+                                                       requires_safety_checker=False)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+@app.command()
+def finetune(
+    pipeline: Annotated[str, typer.Argument(help="A Stable Diffusion pipeline folder or Hub id.")],
+    images: Annotated[list[str], typer.Argument(help="Exemplar image files.")],
+    prompt: str = typer.Option(..., help="Caption of the exemplars, e.g. 'a photo of <v1> dog'."),
+    output_dir: str = typer.Option(..., help="Folder the customized pipeline is saved to."),
+    train: str = typer.Option("cross-attn-kv", help="cross-attn-kv, attn, unet or lora."),
+    epochs: int = typer.Option(50, help="Passes over the (repeated) exemplars."),
+    learning_rate: float = typer.Option(1e-3, help="AdamW learning rate."),
+    seed: int = typer.Option(0, help="Seed of training."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Customize a pipeline on exemplar images (a new <token> in the prompt is added) and save it."""
+    from hf_attrib.customize import customize
+
+    try:
+        pipe = _load_pipeline(pipeline)
+        history = customize(pipe, images, prompt, train=train, epochs=epochs, learning_rate=learning_rate,
+                            seed=seed, progress=progress)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    pipe.save_pretrained(output_dir, safe_serialization=True)
+    typer.echo(f"loss {history[0]:.4f} -> {history[-1]:.4f}; saved {output_dir}")
+
+
+@app.command()
+def generate(
+    pipeline: Annotated[str, typer.Argument(help="A Stable Diffusion pipeline folder or Hub id.")],
+    prompts: Annotated[list[str], typer.Argument(help="Prompts.")],
+    output_dir: str = typer.Option(..., help="Folder of the image dataset (Dataset.save_to_disk)."),
+    seeds: str = typer.Option("0", help="Comma-separated seeds; one image per prompt and seed."),
+    steps: int = typer.Option(25, help="Denoising steps."),
+    guidance_scale: float = typer.Option(7.5, help="Classifier-free guidance scale."),
+) -> None:
+    """Generate images and save them as a dataset with prompt, seed and steps."""
+    from hf_attrib.customize import generate as generate_images
+
+    dataset = generate_images(_load_pipeline(pipeline), prompts, seeds=[int(s) for s in seeds.split(",")],
+                              steps=steps, guidance_scale=guidance_scale)
+    dataset.save_to_disk(output_dir)
+    typer.echo(f"{len(dataset)} images saved to {output_dir}")
+
+
+@app.command("trace-images")
+def trace_images(
+    recipe: Annotated[str, typer.Argument(help="A YAML recipe (see hf_attrib/image_tracing.py).")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides of the recipe.")] = None,
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Trace generated images to candidate training images; writes results and a PNG grid per query."""
+    from hf_attrib.fact_tracing import load_recipe
+    from hf_attrib.image_tracing import run_image_tracing
+
+    try:
+        outcome = run_image_tracing(load_recipe(recipe, overrides), progress=progress)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    for row in outcome["rows"]:
+        extra = f" | MRR {row['mrr']:.3f} | top-1 acc {row['top1_accuracy']:.3f}" if "mrr" in row else ""
+        typer.echo(f"{row['method']:<16} | top-1 per query {row['top1']}{extra} | {row['queries_per_min']:.1f} q/min")
+    typer.echo(f"run folder: {outcome['run_dir']} (grids/ holds one PNG per method and query)")
+
+
 def main() -> None:
     app()
 

@@ -37,3 +37,33 @@ def plot_proponent_scores(
     fig.savefig(target, dpi=120)
     plt.close(fig)
     return target
+
+
+def image_grid(query_image, query_caption: str, ranked: list[tuple[str, float, object, bool]], path: str | Path,
+               *, title: str = "") -> Path:
+    """The query image, then the ranked candidates (id, score, image, is_relevant) with their scores,
+    like the seed's Fig. 10; a relevant candidate's title is red."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = 1 + len(ranked)
+    fig, axes = plt.subplots(1, columns, figsize=(1.6 * columns, 2.1))
+    axes = np.atleast_1d(axes)
+    axes[0].imshow(query_image)
+    axes[0].set_title(f"query\n{query_caption[:24]}", fontsize=7)
+    for axis, (candidate_id, score, image, relevant) in zip(axes[1:], ranked, strict=True):
+        axis.imshow(image)
+        axis.set_title(f"{candidate_id[:14]}\n{score:.4g}", fontsize=7, color="tab:red" if relevant else "black")
+    for axis in axes:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return target

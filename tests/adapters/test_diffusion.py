@@ -156,3 +156,18 @@ def test_nearest_neighbor_finds_an_identical_image(pipeline, rows):
     query = dict(rows[7], id="copy")
     for metric in ("euclidean", "cosine"):
         assert NearestNeighbor(adapter, metric=metric).attribute([query], rows).topk(1)[0][0][0] == "d7"
+
+
+def test_tracin_through_the_adapter_uses_the_same_fixed_draws(pipeline, rows):
+    from hf_attrib.methods.tracin import TracIn
+
+    adapter = StableDiffusionAdapter(pipeline, timesteps=3)
+    result = TracIn(adapter, progress=False).attribute(rows[:2], rows[2:6])  # cross-attention k/v
+    params = [p for _, p in adapter.parameters(pipeline.unet, "auto")]
+
+    def grad(row):
+        loss = adapter.per_example_loss(pipeline.unet, adapter.collate([row]))[0]
+        return torch.cat([g.flatten() for g in torch.autograd.grad(loss, params)])
+
+    expected = np.array([[torch.dot(grad(q), grad(c)).item() for c in rows[2:6]] for q in rows[:2]])
+    np.testing.assert_allclose(result.scores, expected, rtol=1e-4)
