@@ -13,18 +13,23 @@ def flat_grad(adapter, model, row, params):
     return torch.cat([g.flatten() for g in torch.autograd.grad(loss, params)])
 
 
-def check_first_order_identity(adapter, queries, candidates):
-    """One SGD ascent step of size η: score = η ∇ℓ(candidate)·∇ℓ(query), from autograd independently."""
+def check_first_order_identity(adapter, queries, candidates, eta=ETA):
+    """One SGD ascent step of size η: score = η ∇ℓ(candidate)·∇ℓ(query), from autograd independently.
+
+    The error is the second-order term, linear in η; T5 stops at 1e-5 because T5LayerNorm computes its
+    variance in float32, whose rounding then dominates the tiny loss differences.
+    """
     model = adapter.model
     params = [p for p in model.parameters()]
-    result = ForwardINF(adapter, learning_rate=ETA, steps=1, optimizer="sgd", progress=False).attribute(
+    result = ForwardINF(adapter, learning_rate=eta, steps=1, optimizer="sgd", progress=False).attribute(
         queries, candidates
     )
     for q, query in enumerate(queries):
         g_query = flat_grad(adapter, model, query, params)
-        expected = np.array([ETA * torch.dot(flat_grad(adapter, model, c, params), g_query).item()
+        expected = np.array([eta * torch.dot(flat_grad(adapter, model, c, params), g_query).item()
                              for c in candidates])
         error = np.abs(result.scores[q] - expected).max() / np.abs(expected).max()
+        print(f"{type(model).__name__} query {query['id']}: relative error {error:.2e} at eta={eta}")
         assert error < 1e-3, f"relative error {error:.2e} for query {query['id']}"
         assert np.abs(expected).max() > 0
     return result
@@ -32,13 +37,14 @@ def check_first_order_identity(adapter, queries, candidates):
 
 def test_identity_causal_lm(gpt2, gpt2_tok, causal_rows):
     adapter = CausalLMAdapter(gpt2.double(), gpt2_tok)
-    check_first_order_identity(adapter, causal_rows["queries"], causal_rows["candidates"])
+    check_first_order_identity(adapter, causal_rows["queries"], causal_rows["candidates"], eta=1e-6)
 
 
 @pytest.mark.parametrize("family", ["t5", "bert"])
 def test_identity_masked_models(request, family, span_rows):
     model, tok = request.getfixturevalue(family).double(), request.getfixturevalue(f"{family}_tok")
-    check_first_order_identity(MaskedLMAdapter(model, tok), span_rows[:2], span_rows)
+    check_first_order_identity(MaskedLMAdapter(model, tok), span_rows[:2], span_rows,
+                               eta=1e-5 if family == "t5" else 1e-6)
 
 
 def test_joint_ascent_uses_the_mean_query_gradient(gpt2, gpt2_tok, causal_rows):
