@@ -102,15 +102,3 @@ class AscentArguments(Arguments):
             raise ValueError(f"lora_rank must be >= 1, got {self.lora_rank}")
         if self.query_batch_size < 1:
             raise ValueError(f"query_batch_size must be >= 1, got {self.query_batch_size}")
-
-
-@dataclass
-class ScoringArguments(Arguments):
-    """How candidate losses are computed."""
-
-    batch_size: int = field(default=32, metadata={"help": "Candidates per forward pass."})
-    progress: bool = field(default=True, metadata={"help": "Show progress bars."})
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
