@@ -44,3 +44,29 @@ def tiny_stable_diffusion(captions: Iterable[str], *, image_size: int = 32, seed
     for module in (vae, text_encoder, unet):
         module.eval()
     return pipeline
+
+
+def train_vae(vae, images, *, steps: int = 300, batch_size: int = 64, learning_rate: float = 2e-3,
+              kl_weight: float = 1e-6, seed: int = 0) -> float:
+    """Teach a tiny `AutoencoderKL` to reconstruct `images` (PIL), so that generated latents decode to
+    images and re-encode close to where they came from; returns the last reconstruction loss."""
+    from hf_attrib.adapters.diffusion import to_pixels
+
+    size = vae.config.sample_size
+    pixels = torch.stack([to_pixels(image, size) for image in images])
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=learning_rate)
+    vae.train()
+    loss = torch.tensor(float("nan"))
+    for _ in range(steps):
+        batch = pixels[torch.randint(0, len(pixels), (batch_size,), generator=generator)]
+        posterior = vae.encode(batch).latent_dist
+        reconstruction = vae.decode(posterior.sample(generator=generator)).sample
+        loss = (reconstruction - batch).pow(2).mean() + kl_weight * posterior.kl().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    vae.eval()
+    for p in vae.parameters():
+        p.grad = None
+    return float(loss)

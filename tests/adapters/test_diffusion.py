@@ -171,3 +171,20 @@ def test_tracin_through_the_adapter_uses_the_same_fixed_draws(pipeline, rows):
 
     expected = np.array([[torch.dot(grad(q), grad(c)).item() for c in rows[2:6]] for q in rows[:2]])
     np.testing.assert_allclose(result.scores, expected, rtol=1e-4)
+
+
+def test_train_vae_lowers_the_reconstruction_error():
+    from hf_attrib.tiny.diffusion import train_vae
+
+    vae = tiny_stable_diffusion(CAPTIONS, seed=1).vae
+    images = [digit(i) for i in range(16)]
+    pixels = torch.stack([to_pixels(image, 32) for image in images])
+
+    def error():
+        with torch.no_grad():
+            return (vae.decode(vae.encode(pixels).latent_dist.mean).sample - pixels).pow(2).mean().item()
+
+    before = error()
+    train_vae(vae, images, steps=40, batch_size=16)
+    assert error() < 0.5 * before
+    assert not vae.training and all(p.grad is None for p in vae.parameters())
