@@ -69,4 +69,4 @@ def train_vae(vae, images, *, steps: int = 300, batch_size: int = 64, learning_r
     vae.eval()
     for p in vae.parameters():
         p.grad = None
-    return float(loss)
+    return loss.item()
