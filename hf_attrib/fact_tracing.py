@@ -19,8 +19,7 @@ from hf_attrib.data.candidates import CandidateSetArguments, build_candidate_set
 from hf_attrib.data.fact_corpus import generate_fact_corpus
 from hf_attrib.data.ftrace import FTrace, causal_query, causal_rows, fill_blank, load_ftrace, row_id, span_rows
 from hf_attrib.evaluation import metrics
-
-METHODS = ("forward-inf", "tracin", "bm25", "rerank")
+from hf_attrib.methods.registry import build_method
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -85,26 +84,6 @@ def views(family: str, data: FTrace, loss_on: str) -> tuple[list[dict], list[dic
     return span_rows(data.queries), span_rows(data.abstracts)
 
 
-def make_method(spec: dict[str, Any], adapter, progress: bool):
-    from hf_attrib.methods.bm25 import BM25
-    from hf_attrib.methods.forward_inf import ForwardINF
-    from hf_attrib.methods.rerank import BM25Rerank
-    from hf_attrib.methods.tracin import TracIn
-
-    options = {k: v for k, v in spec.items() if k not in ("name", "label")}
-    name = spec.get("name")
-    if name == "forward-inf":
-        return ForwardINF(adapter, progress=progress, **options)
-    if name == "tracin":
-        return TracIn(adapter, progress=progress, **options)
-    if name == "bm25":
-        return BM25(**options)
-    if name == "rerank":
-        k = options.pop("k", 20)
-        return BM25Rerank(ForwardINF(adapter, progress=progress, **options), k=k)
-    raise ValueError(f"unknown method {name!r}; choose from {list(METHODS)}")
-
-
 def run_fact_tracing(recipe: dict[str, Any], *, progress: bool = True) -> dict[str, Any]:
     """Run every method of the recipe; returns {"rows": [...], "run_dir": ...} and writes the run folder."""
     seed = int(recipe.get("seed", 0))
@@ -136,7 +115,7 @@ def run_fact_tracing(recipe: dict[str, Any], *, progress: bool = True) -> dict[s
     relevant = {row_id(q): proponents[row_id(q)] for q in data.queries}
     rows = []
     for spec in recipe.get("methods", []):
-        method = make_method(spec, adapter, progress)
+        method = build_method(spec, adapter, progress=progress, allowed=("forward-inf", "tracin", "bm25", "rerank"))
         label = spec.get("label") or spec.get("name")
         start = time.perf_counter()
         if spec.get("name") in ("forward-inf", "rerank"):

@@ -18,6 +18,7 @@ import yaml
 
 from hf_attrib.adapters.diffusion import StableDiffusionAdapter, load_image
 from hf_attrib.evaluation import metrics
+from hf_attrib.methods.registry import build_method
 from hf_attrib.report import image_grid
 
 
@@ -40,22 +41,6 @@ def load_rows(source: Any, what: str) -> list[dict]:
     return rows
 
 
-def make_method(spec: dict[str, Any], adapter: StableDiffusionAdapter, progress: bool):
-    from hf_attrib.methods.forward_inf import ForwardINF
-    from hf_attrib.methods.nearest import NearestNeighbor
-    from hf_attrib.methods.tracin import TracIn
-
-    options = {k: v for k, v in spec.items() if k not in ("name", "label")}
-    name = spec.get("name")
-    if name == "forward-inf":
-        return ForwardINF(adapter, progress=progress, **options)
-    if name == "tracin":
-        return TracIn(adapter, progress=progress, **options)
-    if name == "nearest":
-        return NearestNeighbor(adapter, **options)
-    raise ValueError(f"unknown method {name!r}; choose from ['forward-inf', 'tracin', 'nearest']")
-
-
 def run_image_tracing(recipe: dict[str, Any], *, progress: bool = True) -> dict[str, Any]:
     if not recipe.get("pipeline"):
         raise ValueError("the recipe names no pipeline (a folder or a Hub id)")
@@ -71,7 +56,8 @@ def run_image_tracing(recipe: dict[str, Any], *, progress: bool = True) -> dict[
     for spec in recipe.get("methods") or [{"name": "forward-inf"}]:
         label = spec.get("label") or spec.get("name")
         start = time.perf_counter()
-        result = make_method(spec, adapter, progress).attribute(queries, candidates)
+        method = build_method(spec, adapter, progress=progress, allowed=("forward-inf", "tracin", "nearest"))
+        result = method.attribute(queries, candidates)
         seconds = time.perf_counter() - start
         result.save(run_dir / label)
         for q, query in enumerate(queries):
