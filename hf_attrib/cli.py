@@ -27,13 +27,14 @@ def demo(
     epochs: int = typer.Option(_demo_default("epochs"), help="Training epochs of the tiny GPT-2."),
     queries: int = typer.Option(_demo_default("queries"), help="Queries generated (the model answers some)."),
     show: int = typer.Option(_demo_default("show"), help="Queries printed with their top-3."),
+    images: bool = typer.Option(True, help="Also trace a customized tiny Stable Diffusion's image (~2 min)."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
     """Train a tiny GPT-2 on an offline fact corpus and trace its answers with Forward-INF."""
     from hf_attrib.demo import DemoArguments, run_demo
 
     report = run_demo(DemoArguments(output_dir=output_dir, seed=seed, epochs=epochs, queries=queries,
-                                    show=show, progress=progress))
+                                    show=show, images=images, progress=progress))
     typer.echo("Forward-INF on a tiny GPT-2 trained here: top-3 abstracts per query")
     typer.echo(report.table)
     typer.echo(
@@ -41,7 +42,12 @@ def demo(
         f"{report.top1_rate:.0%} of them ({sum(1 for _ in report.result.query_ids)} traced over "
         f"{len(report.result.candidate_ids)} abstracts)"
     )
-    typer.echo(f"run folder: {report.run_dir} (scores.png, forward_inf/, model/, summary.json)")
+    if report.images:
+        ranks = ", ".join(f"{name} ranks it {rank}" for name, rank in report.images.ranks.items())
+        typer.echo(f"\nimages: a tiny Stable Diffusion pretrained here on handwritten digits, customized on one "
+                   f"exemplar digit; its generated image traced among {report.images.candidates} images: {ranks}")
+        typer.echo("grids: " + ", ".join(str(path) for path in report.images.grids.values()))
+    typer.echo(f"run folder: {report.run_dir} (scores.png, forward_inf/, model/, images/, summary.json)")
     typer.echo(f"wall time: {report.seconds:.0f} s")
 
 
@@ -80,7 +86,8 @@ def finetune(
     images: Annotated[list[str], typer.Argument(help="Exemplar image files.")],
     prompt: str = typer.Option(..., help="Caption of the exemplars, e.g. 'a photo of <v1> dog'."),
     output_dir: str = typer.Option(..., help="Folder the customized pipeline is saved to."),
-    train: str = typer.Option("cross-attn-kv", help="cross-attn-kv, attn, unet or lora."),
+    train: str = typer.Option("cross-attn-kv", help="UNet parameters: cross-attn-kv, attn, unet, lora or none."),
+    train_embedding: bool = typer.Option(False, help="Also train the new <token>'s embedding (textual inversion)."),
     epochs: int = typer.Option(50, help="Passes over the (repeated) exemplars."),
     learning_rate: float = typer.Option(1e-3, help="AdamW learning rate."),
     seed: int = typer.Option(0, help="Seed of training."),
@@ -91,8 +98,8 @@ def finetune(
 
     try:
         pipe = _load_pipeline(pipeline)
-        history = customize(pipe, images, prompt, train=train, epochs=epochs, learning_rate=learning_rate,
-                            seed=seed, progress=progress)
+        history = customize(pipe, images, prompt, train=train, train_embedding=train_embedding, epochs=epochs,
+                            learning_rate=learning_rate, seed=seed, progress=progress)
     except ValueError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None

@@ -5,7 +5,9 @@ taught them.
 2. train a byte-level BPE tokenizer and a tiny GPT-2 on the abstracts; save both and load them back
    with `from_pretrained` (the same code path as a Hub model);
 3. keep the queries the model answers correctly and trace each with Forward-INF over all abstracts;
-4. print the top-3 abstracts per query and whether each states the query's fact; write a run folder.
+4. print the top-3 abstracts per query and whether each states the query's fact; write a run folder;
+5. then the image part (`hf_attrib.demo_images`): a tiny Stable Diffusion pretrained here on handwritten
+   digits, customized on one exemplar; its generated image traced back among 100 candidates, as a PNG grid.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 from hf_attrib.adapters import CausalLMAdapter
 from hf_attrib.data.fact_corpus import generate_fact_corpus
 from hf_attrib.data.ftrace import causal_query, causal_text, fill_blank
+from hf_attrib.demo_images import ImageDemoArguments, ImageDemoReport, run_image_demo
 from hf_attrib.engine import finetune
 from hf_attrib.engine.arguments import Arguments
 from hf_attrib.engine.scoring import answered_correctly
@@ -44,6 +47,7 @@ class DemoArguments(Arguments):
     steps: int = field(default=3, metadata={"help": "Forward-INF ascent steps."})
     optimizer: str = field(default="adam", metadata={"help": "Forward-INF ascent optimizer."})
     show: int = field(default=8, metadata={"help": "Queries printed with their top-3."})
+    images: bool = field(default=True, metadata={"help": "Also run the image trace (tiny Stable Diffusion)."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
 
 
@@ -57,6 +61,7 @@ class DemoReport:
     top1_rate: float
     seconds: float
     table: str
+    images: ImageDemoReport | None = None
 
 
 def run_demo(args: DemoArguments | None = None) -> DemoReport:
@@ -99,12 +104,19 @@ def run_demo(args: DemoArguments | None = None) -> DemoReport:
     hits = [result.topk(1)[i][0][0] in proponents[qid] for i, qid in enumerate(result.query_ids)]
     top1 = float(np.mean(hits))
     plot_proponent_scores(result, proponents, run_dir / "scores.png")
-    seconds = time.perf_counter() - start
     table = format_table(result, proponents, {q["id"]: q for q in queries}, args.show)
     summary = {"queries": len(queries), "answered_correctly": len(traced), "top1_proponent_rate": top1,
-               "seconds": round(seconds, 1), "arguments": args.to_dict()}
+               "text_seconds": round(time.perf_counter() - start, 1), "arguments": args.to_dict()}
+    images = None
+    if args.images:
+        images = run_image_demo(run_dir, ImageDemoArguments(seed=args.seed, progress=args.progress))
+        summary["images"] = {"exemplar_rank": images.ranks, "candidates": images.candidates,
+                             "grids": {k: str(v.relative_to(run_dir)) for k, v in images.grids.items()},
+                             "seconds": images.seconds}
+    seconds = time.perf_counter() - start
+    summary["seconds"] = round(seconds, 1)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-    return DemoReport(run_dir, result, proponents, len(traced), len(queries), top1, seconds, table)
+    return DemoReport(run_dir, result, proponents, len(traced), len(queries), top1, seconds, table, images)
 
 
 def format_table(result: AttributionResult, proponents: dict[str, set[str]], queries: dict[str, dict],

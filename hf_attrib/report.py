@@ -51,11 +51,11 @@ def image_grid(query_image, query_caption: str, ranked: list[tuple[str, float, o
     columns = 1 + len(ranked)
     fig, axes = plt.subplots(1, columns, figsize=(1.6 * columns, 2.1))
     axes = np.atleast_1d(axes)
-    axes[0].imshow(query_image)
+    axes[0].imshow(_rgb(query_image))
     axes[0].set_title(f"query\n{query_caption[:24]}", fontsize=7)
     for axis, (candidate_id, score, image, relevant) in zip(axes[1:], ranked, strict=True):
-        axis.imshow(image)
-        axis.set_title(f"{candidate_id[:14]}\n{score:.4g}", fontsize=7, color="tab:red" if relevant else "black")
+        axis.imshow(_rgb(image))
+        axis.set_title(f"{candidate_id[:20]}\n{score:.4g}", fontsize=7, color="tab:red" if relevant else "black")
     for axis in axes:
         axis.set_xticks([])
         axis.set_yticks([])
@@ -67,3 +67,8 @@ def image_grid(query_image, query_caption: str, ranked: list[tuple[str, float, o
     fig.savefig(target, dpi=110)
     plt.close(fig)
     return target
+
+
+def _rgb(image):
+    """PIL images in RGB (a grayscale image would otherwise be drawn in false colour)."""
+    return image.convert("RGB") if hasattr(image, "convert") else image

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -24,28 +25,15 @@ PROMPT = "a photo of <v1> digit"
 CACHE = Path(__file__).resolve().parent.parent / "runs" / "cache"
 
 
-def digits():
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    images = [Image.fromarray((im / 16 * 255).astype(np.uint8)).resize((32, 32), Image.BICUBIC) for im in data.images]
-    return images, data.target
-
-
 def pretrained(rows, epochs: int, timings: dict) -> Path:
-    from hf_attrib.adapters import StableDiffusionAdapter
-    from hf_attrib.engine import finetune
-    from hf_attrib.tiny.diffusion import tiny_stable_diffusion, train_vae
+    from hf_attrib.tiny.diffusion import pretrain_on_digits
 
     folder = CACHE / f"tiny-sd-digits-vae-{len(rows)}-{epochs}"
     if (folder / "model_index.json").is_file():
         timings["pretrain_s"] = 0.0
         return folder
     start = time.perf_counter()
-    pipeline = tiny_stable_diffusion([r["caption"] for r in rows] + [PROMPT.replace("<v1> ", "")])
-    train_vae(pipeline.vae, [r["image"] for r in rows], steps=300)
-    finetune(StableDiffusionAdapter(pipeline), rows, epochs=epochs, learning_rate=1e-3, batch_size=64, progress=False)
+    pipeline = pretrain_on_digits(rows, extra_captions=[PROMPT.replace("<v1> ", "")], vae_steps=300, epochs=epochs)
     pipeline.save_pretrained(folder, safe_serialization=True)
     timings["pretrain_s"] = time.perf_counter() - start
     return folder
@@ -68,10 +56,10 @@ def main() -> None:
     from hf_attrib.customize import customize, generate
     from hf_attrib.methods.nearest import NearestNeighbor
     from hf_attrib.methods.tracin import TracIn
+    from hf_attrib.tiny.diffusion import digit_images, digit_rows
 
-    images, targets = digits()
-    train_rows = [{"id": f"digit-{i}", "image": images[i], "caption": f"a handwritten digit {targets[i]}"}
-                  for i in range(1500)]
+    images, targets = digit_images()
+    train_rows = digit_rows(range(1500), images, targets)
     exemplars = list(range(1500, 1500 + (2 if args.quick else 10)))
     sizes = (20, 50) if args.quick else (100, 1000)
     timesteps = 10
@@ -79,7 +67,7 @@ def main() -> None:
     base = pretrained(train_rows, 3, timings)  # shared by --quick and the full run
     rng = np.random.default_rng(0)
     ranks: dict[str, dict[int, list[int]]] = {}
-    stage = {"customize_s": 0.0, "generate_s": 0.0, "forward_inf_s": 0.0, "tracin_s": 0.0, "nearest_s": 0.0}
+    stage = {"customize_s": 0.0, "generate_s": 0.0}
     for index in exemplars:
         pipeline = StableDiffusionPipeline.from_pretrained(base, safety_checker=None, requires_safety_checker=False)
         pipeline.set_progress_bar_config(disable=True)
@@ -87,7 +75,7 @@ def main() -> None:
         customize(pipeline, [images[index]], PROMPT, train="unet", epochs=100, learning_rate=1e-3, progress=False)
         stage["customize_s"] += time.perf_counter() - start
         start = time.perf_counter()
-        query = dict(generate(pipeline, [PROMPT], steps=20)[0], id="generated")
+        query = dict(generate(pipeline, [PROMPT], steps=100, guidance_scale=1.0)[0], id="generated")
         stage["generate_s"] += time.perf_counter() - start
         exemplar = {"id": "exemplar", "image": images[index], "caption": PROMPT}
         adapter = StableDiffusionAdapter(pipeline, timesteps=timesteps)
@@ -105,9 +93,11 @@ def main() -> None:
             for name, (method, options) in methods.items():
                 start = time.perf_counter()
                 result = method(adapter, **options).attribute([query], candidates)
-                key = "forward_inf_s" if name.startswith("forward") else f"{name}_s"
-                stage[key] += time.perf_counter() - start
+                key = f"{name.replace(' ', '_').replace('-', '_')}_N{n}_s"
+                stage[key] = stage.get(key, 0.0) + time.perf_counter() - start
                 ranks.setdefault(name, {}).setdefault(n, []).append(rank_of(result, "exemplar"))
+        print(f"exemplar digit-{index}: ranks " + "; ".join(f"{m} {by_n}" for m, by_n in ranks.items()),
+              file=sys.stderr, flush=True)
     print(f"{len(exemplars)} exemplars; candidate sets of N (the exemplar + N-1 pretraining digits)")
     print(f"{'method':<24} | " + " | ".join(f"top-1 N={n:<5} | R@10 N={n:<5}" for n in sizes))
     print("-" * (27 + 34 * len(sizes)))
@@ -121,7 +111,9 @@ def main() -> None:
             cells.append(f"{np.mean(r == 1):11.2f} | {np.mean(r <= 10):10.2f}")
         print(f"{name:<24} | " + " | ".join(cells))
     timings.update({k: round(v, 1) for k, v in stage.items()})
-    print("stage times (s): " + ", ".join(f"{k}={v:.1f}" for k, v in timings.items()))
+    print(f"\nstage times, summed over the {len(exemplars)} exemplars (s):")
+    for key, value in timings.items():
+        print(f"  {key:<36} {value:9.1f}")
     print(json.dumps({"quick": args.quick, "exemplars": len(exemplars), "results": figures, "seconds": timings}))
 
 

@@ -14,7 +14,7 @@ from hf_attrib.demo import DemoArguments, run_demo
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    return run_demo(DemoArguments(output_dir=str(tmp_path_factory.mktemp("demo")), progress=False))
+    return run_demo(DemoArguments(output_dir=str(tmp_path_factory.mktemp("demo")), images=False, progress=False))
 
 
 def test_forward_inf_ranks_a_true_proponent_first_for_most_answered_queries(report):
@@ -56,8 +56,34 @@ def test_proponents_follow_the_ftrace_rule():
 
 def test_cli_demo_end_to_end(tmp_path):
     result = CliRunner().invoke(app, ["demo", "--output-dir", str(tmp_path), "--epochs", "30", "--queries", "20",
-                                      "--show", "2", "--no-progress"])
+                                      "--show", "2", "--no-images", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "top-3 abstracts per query" in result.output
     assert "queries answered correctly" in result.output
     assert (tmp_path / "forward_inf" / "result.json").is_file()
+
+
+def test_image_demo_writes_results_and_grids_that_agree(tmp_path):
+    from PIL import Image
+
+    from hf_attrib.adapters import StableDiffusionAdapter
+    from hf_attrib.demo_images import ImageDemoArguments, run_image_demo
+
+    args = ImageDemoArguments(pretrain_images=40, vae_steps=20, pretrain_epochs=1, customize_epochs=10, candidates=12,
+                              timesteps=4, top_k=5, progress=False)
+    report = run_image_demo(tmp_path, args)
+    assert report.candidates == 12 and set(report.ranks) == {"forward-inf", "nearest"}
+    for name, rank in report.ranks.items():
+        result = AttributionResult.load(tmp_path / "images" / name)
+        assert result.query_ids == ["generated"] and len(result.candidate_ids) == 12
+        exemplar = [c for c in result.candidate_ids if c.startswith("exemplar-")]
+        assert len(exemplar) == 1
+        # the reported rank is the exemplar's place in the saved scores (ties counted against it)
+        score = result.scores[0][result.candidate_ids.index(exemplar[0])]
+        assert rank == 1 + int(np.sum(result.scores[0] > score))
+        with Image.open(report.grids[name]) as grid:
+            assert grid.format == "PNG" and grid.width > grid.height  # the query, then the top 5 in a row
+    assert StableDiffusionAdapter.from_pretrained(str(tmp_path / "pipeline")).pipeline.unet is not None
+    assert (tmp_path / "generated" / "dataset_info.json").is_file()
+    with pytest.raises(ValueError, match="candidates must be"):
+        ImageDemoArguments(pretrain_images=10, candidates=20)

@@ -34,7 +34,7 @@ def test_customize_generate_and_trace_from_local_folders(tmp_path):
 
     tuned = runner.invoke(app, ["finetune", str(tmp_path / "base"), str(tmp_path / "exemplar.png"), "--prompt",
                                 "a photo of <v1> digit", "--output-dir", str(tmp_path / "tuned"), "--train", "unet",
-                                "--epochs", "10", "--no-progress"])
+                                "--train-embedding", "--epochs", "10", "--no-progress"])
     assert tuned.exit_code == 0, tuned.output
     assert (tmp_path / "tuned" / "unet" / "diffusion_pytorch_model.safetensors").is_file()
     made = runner.invoke(app, ["generate", str(tmp_path / "tuned"), "a photo of <v1> digit", "--output-dir",

@@ -1,7 +1,8 @@
 """TracIn (Pruthi et al., 2020): the sum over checkpoints of η_k ∇ℓ(z_candidate)·∇ℓ(z_query).
 
-Per-example gradients come from one forward pass per batch and one backward pass per example; the
-candidates' gradients are computed once per checkpoint and reused for every query. Gradients are kept
+Per-example gradients come from one forward pass per batch and one backward pass per batch when the
+selected weights are all `nn.Linear` (checked once against one backward pass per example, the fallback);
+the candidates' gradients are computed once per checkpoint and reused for every query. Gradients are kept
 for the selected parameters only (``parameters``, as in Forward-INF; name patterns such as
 ``"transformer.h.*.mlp.c_fc.*"`` select GPT-2's `Conv1D` layers) — choose a subset for large models,
 since every candidate's gradient is held in memory.
@@ -12,7 +13,9 @@ adapter's model in turn and the model's own weights are put back afterwards.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from hf_attrib.adapters.base import ModelAdapter
 from hf_attrib.adapters.selection import Selection, parse_selection
 from hf_attrib.data.rows import materialize
 from hf_attrib.engine.arguments import Arguments, resolve_arguments
+from hf_attrib.engine.per_example import LinearGradients
 from hf_attrib.engine.scoring import EncodedRows
 from hf_attrib.engine.state import preserved_model_state, set_trainable
 from hf_attrib.results import AttributionResult
@@ -70,16 +74,43 @@ class TracIn:
         self.learning_rates = list(learning_rates) if learning_rates is not None else [1.0] * count
 
     def gradients(self, rows: EncodedRows, params: list[torch.nn.Parameter], desc: str) -> torch.Tensor:
-        """[n_rows, n_selected_weights] per-example gradients at the current weights."""
-        out = []
+        """[n_rows, n_selected_weights] per-example gradients at the current weights.
+
+        When every selected weight belongs to an `nn.Linear`, one backward pass per batch gives them all
+        (`LinearGradients`); the first batch is checked against the per-example loop, which is used instead
+        if they disagree (a model that mixes examples) and for any other selection.
+        """
+        fast = LinearGradients.of(self.adapter.model, params)
+        out: list[torch.Tensor] = []
         for _, batch in tqdm(rows.batches, desc=desc, disable=not self.args.progress, leave=False):
-            losses = self.adapter.per_example_loss(self.adapter.model, batch)
-            for i in range(losses.shape[0]):
-                if not torch.isfinite(losses[i]):
-                    raise ValueError(f"the loss of {rows.ids[len(out)]!r} is {losses[i].item()} ({desc})")
-                grads = torch.autograd.grad(losses[i], params, retain_graph=i < losses.shape[0] - 1)
-                out.append(torch.cat([g.reshape(-1) for g in grads]).detach())
-        return torch.stack(out)
+            losses_of = partial(self._losses, batch, rows, sum(len(g) for g in out), desc)
+            grads = fast.batch(losses_of, params) if fast else None
+            if grads is not None and not fast.verified:
+                exact = self._loop(losses_of(), params)
+                scale = exact.abs().max().clamp_min(1e-30)
+                if not torch.allclose(grads, exact, rtol=1e-3, atol=1e-5 * scale.item()):
+                    warnings.warn("per-example gradients from one backward pass disagree with the per-example "
+                                  "loop on this model; using the loop", stacklevel=2)
+                    grads, fast = exact, None
+                else:
+                    fast.verified = True
+            out.append(grads if grads is not None else self._loop(losses_of(), params))
+        return torch.cat(out)
+
+    def _losses(self, batch: dict, rows: EncodedRows, first: int, desc: str) -> torch.Tensor:
+        losses = self.adapter.per_example_loss(self.adapter.model, batch)
+        bad = (~torch.isfinite(losses)).nonzero().flatten().tolist()
+        if bad:
+            raise ValueError(f"the loss of {rows.ids[first + bad[0]]!r} is {losses[bad[0]].item()} ({desc})")
+        return losses
+
+    @staticmethod
+    def _loop(losses: torch.Tensor, params: list[torch.nn.Parameter]) -> torch.Tensor:
+        grads = []
+        for i in range(losses.shape[0]):
+            parts = torch.autograd.grad(losses[i], params, retain_graph=i < losses.shape[0] - 1)
+            grads.append(torch.cat([g.reshape(-1) for g in parts]).detach())
+        return torch.stack(grads)
 
     def attribute(self, queries: Any, candidates: Any) -> AttributionResult:
         size = self.args.batch_size

@@ -70,3 +70,34 @@ def train_vae(vae, images, *, steps: int = 300, batch_size: int = 64, learning_r
     for p in vae.parameters():
         p.grad = None
     return loss.item()
+
+
+def digit_images(size: int = 32):
+    """scikit-learn's 1,797 handwritten digits (real 8×8 scans), upscaled to `size`: (PIL images, labels)."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    images = [Image.fromarray((im / 16 * 255).astype(np.uint8)).resize((size, size), Image.BICUBIC)
+              for im in data.images]
+    return images, data.target
+
+
+def digit_rows(indices, images, labels) -> list[dict]:
+    """Rows ``{"id": "digit-i", "image", "caption": "a handwritten digit N"}``."""
+    return [{"id": f"digit-{i}", "image": images[i], "caption": f"a handwritten digit {labels[i]}"} for i in indices]
+
+
+def pretrain_on_digits(rows: list[dict], *, extra_captions: Iterable[str] = (), vae_steps: int = 300, epochs: int = 3,
+                       batch_size: int = 64, learning_rate: float = 1e-3, seed: int = 0, progress: bool = False):
+    """A tiny pipeline whose VAE, then UNet, are trained here on captioned `rows` (e.g. `digit_rows`);
+    `extra_captions` join the tokenizer's training text (e.g. a customization prompt's words)."""
+    from hf_attrib.adapters.diffusion import StableDiffusionAdapter
+    from hf_attrib.engine.finetune import finetune
+
+    pipeline = tiny_stable_diffusion([r["caption"] for r in rows] + list(extra_captions), seed=seed)
+    train_vae(pipeline.vae, [r["image"] for r in rows], steps=vae_steps, seed=seed)
+    finetune(StableDiffusionAdapter(pipeline, seed=seed), rows, epochs=epochs, learning_rate=learning_rate,
+             batch_size=batch_size, seed=seed, progress=progress)
+    return pipeline
