@@ -146,6 +146,38 @@ def trace_images(
     typer.echo(f"run folder: {outcome['run_dir']} (grids/ holds one PNG per method and query)")
 
 
+@app.command()
+def attribute(
+    model: Annotated[str, typer.Argument(help="A model folder or Hub id.")],
+    queries: Annotated[str, typer.Argument(help="Queries: a data file or a save_to_disk folder.")],
+    candidates: Annotated[str, typer.Argument(help="Candidates: a folder of data files (one shard each), a file, "
+                                                   "or a save_to_disk folder.")],
+    options: Annotated[list[str] | None, typer.Argument(help="Forward-INF options as key=value.")] = None,
+    output_dir: str = typer.Option(..., help="Run folder; rerunning the same command resumes it."),
+    family: str = typer.Option("causal", help="causal, masked or diffusion."),
+    revision: str = typer.Option(None, help="Model revision on the Hub."),
+    shard_size: int = typer.Option(10_000, help="Rows per shard of a save_to_disk folder."),
+    cpu: bool = typer.Option(False, help="Run on CPU even where a GPU is available."),
+    top_k: int = typer.Option(5, help="Candidates printed per query."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Forward-INF over a large candidate set, shard by shard, resumable; under `accelerate launch` the
+    processes split the shards."""
+    from hf_attrib.scale import run_attribute
+
+    try:
+        result, accelerator = run_attribute(model, queries, candidates, output_dir, family=family, revision=revision,
+                                            shard_size=shard_size, options=options, cpu=cpu, progress=progress)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    if accelerator.is_main_process:
+        for query_id, ranked in zip(result.query_ids, result.topk(top_k), strict=True):
+            typer.echo(f"{query_id}: " + ", ".join(f"{c} ({s:.4g})" for c, s in ranked))
+        typer.echo(f"{len(result.query_ids)} queries x {len(result.candidate_ids)} candidates on "
+                   f"{accelerator.num_processes} process(es); result: {output_dir}/result")
+
+
 def main() -> None:
     app()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,13 +76,16 @@ def example_losses(
     *,
     progress: bool = False,
     desc: str = "candidate losses",
+    prefix: tuple[Any, Sequence[torch.Tensor]] | None = None,
 ) -> np.ndarray:
     """Each row's loss terms ``[rows, views, terms]`` as float64 (see `per_example_loss_terms`); a
-    non-finite loss is a `ValueError` naming the row."""
+    non-finite loss is a `ValueError` naming the row. `prefix`: a `FrozenPrefix` and each batch's cached
+    states, to run only the blocks after it."""
     out: list[np.ndarray] = []
     with torch.inference_mode():
-        for ids, batch in tqdm(rows.batches, desc=desc, disable=not progress, leave=False):
-            losses = adapter.per_example_loss_terms(model, batch).double().cpu().numpy()
+        for index, (ids, batch) in enumerate(tqdm(rows.batches, desc=desc, disable=not progress, leave=False)):
+            with prefix[0].replay(prefix[1][index]) if prefix else nullcontext():
+                losses = adapter.per_example_loss_terms(model, batch).double().cpu().numpy()
             bad = np.flatnonzero(~np.isfinite(losses.reshape(len(losses), -1)).all(axis=1))
             if bad.size:
                 raise ValueError(

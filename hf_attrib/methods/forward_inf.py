@@ -8,7 +8,9 @@ losses ℓ(θ̂, z_i) are computed once for all queries. With one SGD step of si
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,7 @@ from hf_attrib.adapters.base import ModelAdapter
 from hf_attrib.data.rows import materialize
 from hf_attrib.engine.arguments import AscentArguments, resolve_arguments
 from hf_attrib.engine.ascent import ReversibleAscent
+from hf_attrib.engine.prefix_cache import FrozenPrefix
 from hf_attrib.engine.scoring import BaseLossCache, EncodedRows, compare_losses, example_losses
 from hf_attrib.engine.state import preserved_model_state
 from hf_attrib.results import AttributionResult
@@ -30,6 +33,9 @@ class ForwardINFArguments(AscentArguments):
     batch_size: int = field(default=32, metadata={"help": "Candidates per forward pass."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
     group_id: str = field(default="all_queries", metadata={"help": "Query id of the score row when joint."})
+    prefix_cache: bool = field(default=True, metadata={
+        "help": "When ascent moves only the last blocks of a decoder stack (parameters='last:K'), compute the "
+                "hidden states entering them once per candidate and run only the moved blocks per query."})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -72,14 +78,8 @@ class ForwardINF:
         ascent; the others are NaN (not scored) and base losses are still computed once for the union.
         """
         args = self.args
-        # one batch per query, or the whole group in batches of query_batch_size when joint
-        per_batch = args.query_batch_size if args.joint else 1
-        encoded_queries = EncodedRows.build(self.adapter, materialize(queries, "queries"), per_batch, "queries")
+        groups, query_ids = self.query_groups(queries)
         encoded = self.encode_candidates(candidates)
-        if args.joint:
-            groups, query_ids = [encoded_queries.batches], [args.group_id]
-        else:
-            groups, query_ids = [[batch] for batch in encoded_queries.batches], encoded_queries.ids
         if candidate_sets is not None:
             if args.joint:
                 raise ValueError("candidate_sets cannot be combined with joint=True (one group, one set)")
@@ -87,18 +87,9 @@ class ForwardINF:
             if missing:
                 raise ValueError(f"candidate_sets has no entry for queries {missing[:5]}")
             subsets = {q: encoded.subset(self.adapter, candidate_sets[q]) for q in query_ids}
-        scores = np.full((len(groups), len(encoded)), np.nan, dtype=np.float64)
         with preserved_model_state(self.adapter.model) as model:
             base = self._base_cache.get(self.adapter, model, encoded, progress=args.progress)
-            with ReversibleAscent.attach(self.adapter, args) as ascent:
-                for row, group in enumerate(tqdm(groups, desc="Forward-INF queries", disable=not args.progress)):
-                    try:
-                        ascent.ascend(group)
-                        rows, columns = subsets[query_ids[row]] if candidate_sets else (encoded, slice(None))
-                        after = example_losses(self.adapter, ascent.model, rows, desc="losses after ascent")
-                    finally:
-                        ascent.restore()
-                    scores[row, columns] = compare_losses(after, base[columns], args.score)
+        scores = self.score(groups, encoded, base, [subsets[q] for q in query_ids] if candidate_sets else None)
         return AttributionResult(
             scores,
             query_ids,
@@ -109,3 +100,54 @@ class ForwardINF:
             extras={"base_losses": base.mean(axis=(1, 2))},
         )
 
+    def query_groups(self, queries: Any) -> tuple[list[list], list[str]]:
+        """The queries' batches, one group per score row: each query alone, or all of them when joint."""
+        per_batch = self.args.query_batch_size if self.args.joint else 1
+        encoded = EncodedRows.build(self.adapter, materialize(queries, "queries"), per_batch, "queries")
+        if self.args.joint:
+            return [encoded.batches], [self.args.group_id]
+        return [[batch] for batch in encoded.batches], encoded.ids
+
+    def score(self, groups: list[list], encoded: EncodedRows, base: np.ndarray,
+              subsets: list[tuple[EncodedRows, np.ndarray]] | None = None,
+              cache_path: Path | None = None) -> np.ndarray:
+        """[groups, candidates] scores: per group, ascend, score the candidates (or the group's subset,
+        others NaN) against their base loss terms `base`, restore. `cache_path`: where the frozen-prefix
+        states go (default: memory)."""
+        args = self.args
+        scores = np.full((len(groups), len(encoded)), np.nan, dtype=np.float64)
+        with preserved_model_state(self.adapter.model), ReversibleAscent.attach(self.adapter, args) as ascent:
+            use_prefix = args.prefix_cache and not subsets
+            prefix = self._frozen_prefix(ascent, encoded, base, cache_path) if use_prefix else None
+            for row, group in enumerate(tqdm(groups, desc="Forward-INF queries", disable=not args.progress,
+                                             leave=False)):
+                try:
+                    ascent.ascend(group)
+                    rows, columns = subsets[row] if subsets else (encoded, slice(None))
+                    after = example_losses(self.adapter, ascent.model, rows, desc="losses after ascent",
+                                           prefix=prefix)
+                finally:
+                    ascent.restore()
+                scores[row, columns] = compare_losses(after, base[columns], args.score)
+        return scores
+
+    def _frozen_prefix(self, ascent: ReversibleAscent, encoded: EncodedRows, base: np.ndarray,
+                       cache_path: Path | None):
+        frozen = FrozenPrefix.find(self.adapter, ascent.model, [p for _, p in ascent.moved])
+        if frozen is None:
+            return None
+        states = frozen.capture(self.adapter, ascent.model, [batch for _, batch in encoded.batches], cache_path)
+        first = EncodedRows(encoded.batches[0][0], encoded.batches[:1])
+        replayed = example_losses(self.adapter, ascent.model, first, prefix=(frozen, states))
+        if not np.allclose(replayed, base[:len(first)], rtol=1e-5, atol=1e-7):
+            warnings.warn("the frozen-prefix cache does not reproduce this model's losses; scoring with the full "
+                          "model instead", stacklevel=3)
+            return None
+        return frozen, states
+
+    def attribute_sharded(self, queries: Any, candidates: Any, output_dir: str, **options: Any) -> AttributionResult:
+        """Score candidate shards one at a time into `output_dir`, resumably and across processes; see
+        `hf_attrib.engine.sharded.attribute_sharded` for the options."""
+        from hf_attrib.engine.sharded import attribute_sharded
+
+        return attribute_sharded(self, queries, candidates, output_dir, **options)
