@@ -186,9 +186,10 @@ def mean_token_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()
+    # flattened rows: several times faster than cross_entropy over a transposed [B, V, T] view
     token_nll = nn.functional.cross_entropy(
-        logits.transpose(1, 2), labels, ignore_index=-100, reduction="none"
-    )
+        logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="none"
+    ).view(labels.shape)
     counts = (labels != -100).sum(dim=1)
     return token_nll.sum(dim=1) / counts.clamp(min=1)
 
