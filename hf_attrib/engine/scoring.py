@@ -96,6 +96,38 @@ def example_losses(
     return np.concatenate(out)
 
 
+def example_losses_under_each(
+    adapter: ModelAdapter,
+    model: nn.Module,
+    rows: EncodedRows,
+    moved: Sequence[nn.Parameter],
+    weights: Sequence[Sequence[torch.Tensor]],
+    *,
+    progress: bool = False,
+    prefix: tuple[Any, Sequence[torch.Tensor]] | None = None,
+) -> np.ndarray:
+    """``[len(weights), rows, views, terms]``: every row's loss terms with `moved` set to each entry of
+    `weights` in turn — one pass over the rows, each batch scored under every set of weights (the caller
+    restores `moved`)."""
+    losses: list[list[np.ndarray]] = [[] for _ in weights]
+    with torch.inference_mode():
+        for index, (ids, batch) in enumerate(tqdm(rows.batches, desc="losses after ascent", disable=not progress,
+                                                  leave=False)):
+            with prefix[0].replay(prefix[1][index]) if prefix else nullcontext():
+                for q, values in enumerate(weights):
+                    for p, value in zip(moved, values, strict=True):
+                        p.copy_(value)
+                    terms = adapter.per_example_loss_terms(model, batch).double().cpu().numpy()
+                    bad = np.flatnonzero(~np.isfinite(terms.reshape(len(terms), -1)).all(axis=1))
+                    if bad.size:
+                        raise ValueError(
+                            f"the loss of candidate {ids[bad[0]]!r} is not finite after ascent on query group {q}; "
+                            "divergence is an error, not a score: lower the learning rate or the number of steps"
+                        )
+                    losses[q].append(terms)
+    return np.stack([np.concatenate(parts) for parts in losses])
+
+
 def compare_losses(after: np.ndarray, before: np.ndarray, score: str = "difference") -> np.ndarray:
     """Scores from loss terms ``[rows, views, terms]``: per view, the terms' mean of the comparison;
     then the best view (e.g. an image or its mirror image)."""

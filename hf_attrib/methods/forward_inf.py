@@ -21,7 +21,13 @@ from hf_attrib.data.rows import materialize
 from hf_attrib.engine.arguments import AscentArguments, resolve_arguments
 from hf_attrib.engine.ascent import ReversibleAscent
 from hf_attrib.engine.prefix_cache import FrozenPrefix
-from hf_attrib.engine.scoring import BaseLossCache, EncodedRows, compare_losses, example_losses
+from hf_attrib.engine.scoring import (
+    BaseLossCache,
+    EncodedRows,
+    compare_losses,
+    example_losses,
+    example_losses_under_each,
+)
 from hf_attrib.engine.state import preserved_model_state
 from hf_attrib.results import AttributionResult
 
@@ -33,6 +39,9 @@ class ForwardINFArguments(AscentArguments):
     batch_size: int = field(default=32, metadata={"help": "Candidates per forward pass."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
     group_id: str = field(default="all_queries", metadata={"help": "Query id of the score row when joint."})
+    one_pass_bytes: int = field(default=2**30, metadata={
+        "help": "Score all queries in one pass over the candidates (each batch under every query's ascended "
+                "weights) when those weights fit in this many bytes; 0: one pass per query."})
     prefix_cache: bool = field(default=True, metadata={
         "help": "When ascent moves only the last blocks of a decoder stack (parameters='last:K'), compute the "
                 "hidden states entering them once per candidate and run only the moved blocks per query."})
@@ -41,6 +50,8 @@ class ForwardINFArguments(AscentArguments):
         super().__post_init__()
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        if self.one_pass_bytes < 0:
+            raise ValueError(f"one_pass_bytes must be >= 0, got {self.one_pass_bytes}")
 
 
 class ForwardINF:
@@ -119,6 +130,9 @@ class ForwardINF:
         with preserved_model_state(self.adapter.model), ReversibleAscent.attach(self.adapter, args) as ascent:
             use_prefix = args.prefix_cache and not subsets
             prefix = self._frozen_prefix(ascent, encoded, base, cache_path) if use_prefix else None
+            moved = [p for _, p in ascent.moved]
+            if not subsets and len(groups) * sum(p.numel() * p.element_size() for p in moved) <= args.one_pass_bytes:
+                return self._score_in_one_pass(ascent, groups, encoded, base, prefix)
             for row, group in enumerate(tqdm(groups, desc="Forward-INF queries", disable=not args.progress,
                                              leave=False)):
                 try:
@@ -130,6 +144,24 @@ class ForwardINF:
                     ascent.restore()
                 scores[row, columns] = compare_losses(after, base[columns], args.score)
         return scores
+
+    def _score_in_one_pass(self, ascent: ReversibleAscent, groups: list[list], encoded: EncodedRows,
+                           base: np.ndarray, prefix) -> np.ndarray:
+        """Ascend every group first, keeping each one's moved weights, then score each candidate batch under
+        all of them in one pass over the candidates."""
+        weights = []
+        for group in tqdm(groups, desc="Forward-INF ascent", disable=not self.args.progress, leave=False):
+            try:
+                ascent.ascend(group)
+                weights.append([p.detach().clone() for _, p in ascent.moved])
+            finally:
+                ascent.restore()
+        try:
+            after = example_losses_under_each(self.adapter, ascent.model, encoded, [p for _, p in ascent.moved],
+                                              weights, progress=self.args.progress, prefix=prefix)
+        finally:
+            ascent.restore()
+        return np.stack([compare_losses(terms, base, self.args.score) for terms in after])
 
     def _frozen_prefix(self, ascent: ReversibleAscent, encoded: EncodedRows, base: np.ndarray,
                        cache_path: Path | None):

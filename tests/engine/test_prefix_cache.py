@@ -89,3 +89,18 @@ def test_another_stack_layout_is_checked_and_scores_stay_right(bert_tok, span_ro
         warnings.simplefilter("ignore")  # BERT's layers may or may not suit the cache: either way, right scores
         cached = ForwardINF(adapter, parameters="last:1", **OPTIONS).attribute(rows[:2], rows)
     np.testing.assert_allclose(cached.scores, full.scores, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("parameters", ["all", "last:2"])
+def test_one_pass_over_the_candidates_equals_one_pass_per_query(parameters, gpt2_tok, causal_rows):
+    """All queries' ascended weights applied batch by batch give the per-query passes' scores bit for bit."""
+    model = tiny_gpt2(gpt2_tok, n_embd=32, n_layer=4)
+    adapter = CausalLMAdapter(model, gpt2_tok)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    queries, candidates = causal_rows["queries"], causal_rows["candidates"]
+    one = ForwardINF(adapter, parameters=parameters, **OPTIONS).attribute(queries, candidates)
+    per_query = ForwardINF(adapter, parameters=parameters, one_pass_bytes=0, **OPTIONS).attribute(queries, candidates)
+    assert np.array_equal(one.scores, per_query.scores)
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="one_pass_bytes"):
+        ForwardINF(adapter, one_pass_bytes=-1)
