@@ -39,9 +39,10 @@ class ForwardINFArguments(AscentArguments):
     batch_size: int = field(default=32, metadata={"help": "Candidates per forward pass."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
     group_id: str = field(default="all_queries", metadata={"help": "Query id of the score row when joint."})
-    one_pass_bytes: int = field(default=2**30, metadata={
+    one_pass_bytes: int = field(default=0, metadata={
         "help": "Score all queries in one pass over the candidates (each batch under every query's ascended "
-                "weights) when those weights fit in this many bytes; 0: one pass per query."})
+                "weights) when those weights fit in this many bytes; 0 (default): one pass per query. Same "
+                "scores; not faster on CPU here (scripts/bench_scoring.py)."})
     prefix_cache: bool = field(default=True, metadata={
         "help": "When ascent moves only the last blocks of a decoder stack (parameters='last:K'), compute the "
                 "hidden states entering them once per candidate and run only the moved blocks per query."})

@@ -98,8 +98,8 @@ def test_one_pass_over_the_candidates_equals_one_pass_per_query(parameters, gpt2
     adapter = CausalLMAdapter(model, gpt2_tok)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     queries, candidates = causal_rows["queries"], causal_rows["candidates"]
-    one = ForwardINF(adapter, parameters=parameters, **OPTIONS).attribute(queries, candidates)
-    per_query = ForwardINF(adapter, parameters=parameters, one_pass_bytes=0, **OPTIONS).attribute(queries, candidates)
+    one = ForwardINF(adapter, parameters=parameters, one_pass_bytes=2**30, **OPTIONS).attribute(queries, candidates)
+    per_query = ForwardINF(adapter, parameters=parameters, **OPTIONS).attribute(queries, candidates)
     assert np.array_equal(one.scores, per_query.scores)
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
     with pytest.raises(ValueError, match="one_pass_bytes"):
