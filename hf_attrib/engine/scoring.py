@@ -85,14 +85,7 @@ def example_losses(
     with torch.inference_mode():
         for index, (ids, batch) in enumerate(tqdm(rows.batches, desc=desc, disable=not progress, leave=False)):
             with prefix[0].replay(prefix[1][index]) if prefix else nullcontext():
-                losses = adapter.per_example_loss_terms(model, batch).double().cpu().numpy()
-            bad = np.flatnonzero(~np.isfinite(losses.reshape(len(losses), -1)).all(axis=1))
-            if bad.size:
-                raise ValueError(
-                    f"the loss of candidate {ids[bad[0]]!r} is not finite ({desc}); "
-                    "divergence is an error, not a score: lower the learning rate or the number of steps"
-                )
-            out.append(losses)
+                out.append(_finite_terms(adapter, model, batch, ids, desc))
     return np.concatenate(out)
 
 
@@ -117,15 +110,19 @@ def example_losses_under_each(
                 for q, values in enumerate(weights):
                     for p, value in zip(moved, values, strict=True):
                         p.copy_(value)
-                    terms = adapter.per_example_loss_terms(model, batch).double().cpu().numpy()
-                    bad = np.flatnonzero(~np.isfinite(terms.reshape(len(terms), -1)).all(axis=1))
-                    if bad.size:
-                        raise ValueError(
-                            f"the loss of candidate {ids[bad[0]]!r} is not finite after ascent on query group {q}; "
-                            "divergence is an error, not a score: lower the learning rate or the number of steps"
-                        )
-                    losses[q].append(terms)
+                    losses[q].append(_finite_terms(adapter, model, batch, ids, f"after ascent on query group {q}"))
     return np.stack([np.concatenate(parts) for parts in losses])
+
+
+def _finite_terms(adapter: ModelAdapter, model: nn.Module, batch: dict, ids: list[str], desc: str) -> np.ndarray:
+    terms = adapter.per_example_loss_terms(model, batch).double().cpu().numpy()
+    bad = np.flatnonzero(~np.isfinite(terms.reshape(len(terms), -1)).all(axis=1))
+    if bad.size:
+        raise ValueError(
+            f"the loss of candidate {ids[bad[0]]!r} is not finite ({desc}); "
+            "divergence is an error, not a score: lower the learning rate or the number of steps"
+        )
+    return terms
 
 
 def compare_losses(after: np.ndarray, before: np.ndarray, score: str = "difference") -> np.ndarray:
