@@ -129,7 +129,10 @@ class CausalLMAdapter(ModelAdapter):
 
     def per_example_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        return mean_token_nll(logits[:, :-1], batch["labels"][:, 1:])
+        # position t predicts token t + 1: shift the labels left (pad -100) rather than slicing the logits,
+        # which would copy the [batch, length, vocabulary] tensor
+        next_tokens = nn.functional.pad(batch["labels"][:, 1:], (0, 1), value=-100)
+        return mean_token_nll(logits, next_tokens)
 
     def per_example_correct(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits

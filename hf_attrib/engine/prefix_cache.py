@@ -4,8 +4,9 @@ runs only the moved blocks and the head.
 
 Replaying swaps the frozen blocks for pass-throughs and feeds the cached states to the first moved block
 (transformers' decoder stacks — GPT-2, Llama, Mistral, ... — call ``hidden_states = block(hidden_states,
-...)``). The embeddings and attention masks are still computed (cheap). The first batch is checked against
-the full model once; where they differ (another stack layout), the cache is not used.
+...)``). The embeddings and attention masks are still computed (cheap). The states are recorded during the
+base-loss pass, which runs the full model anyway, so the cache costs no extra forward pass. The first batch
+is checked against the full model once; where they differ (another stack layout), the cache is not used.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from hf_attrib.adapters.base import ModelAdapter
 
 class _Captured(Exception):
     """Stops a forward pass once the first moved block's input is recorded."""
+
+
+def _hidden(args: tuple, kwargs: dict) -> torch.Tensor:
+    return args[0] if args else kwargs["hidden_states"]
 
 
 class _PassThrough(nn.Module):
@@ -56,12 +61,12 @@ class FrozenPrefix:
         return cls(blocks, first) if 0 < first < len(blocks) else None
 
     def capture(self, adapter: ModelAdapter, model: nn.Module, batches: list[dict], path: Path | None = None):
-        """Each batch's hidden states entering block `first` (a list, or a view of a safetensors file at
-        `path` read batch by batch)."""
+        """Each batch's hidden states entering block `first`, computing only blocks ``[0, first)`` (a list, or
+        a view of a safetensors file at `path` read batch by batch)."""
         states: list[torch.Tensor] = []
 
         def record(module, args, kwargs):
-            states.append((args[0] if args else kwargs["hidden_states"]).detach().clone())
+            states.append(_hidden(args, kwargs).detach().clone())
             raise _Captured
 
         handle = self.blocks[self.first].register_forward_pre_hook(record, with_kwargs=True)
@@ -74,6 +79,22 @@ class FrozenPrefix:
                         pass
         finally:
             handle.remove()
+        return self.store(states, path)
+
+    @contextmanager
+    def recording(self, states: list[torch.Tensor]):
+        """Within the block, every full forward pass appends the states entering block `first` to `states`:
+        the base-loss pass fills the cache at no extra cost."""
+        handle = self.blocks[self.first].register_forward_pre_hook(
+            lambda module, args, kwargs: states.append(_hidden(args, kwargs).detach().clone()), with_kwargs=True)
+        try:
+            yield states
+        finally:
+            handle.remove()
+
+    @staticmethod
+    def store(states: list[torch.Tensor], path: Path | None = None):
+        """`states` as they are, or written to a safetensors file at `path` and read back batch by batch."""
         if path is None:
             return states
         from safetensors.torch import save_file

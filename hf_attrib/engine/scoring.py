@@ -161,8 +161,19 @@ class BaseLossCache:
     def __init__(self) -> None:
         self._store: dict[tuple[str, str, str], np.ndarray] = {}
 
+    @staticmethod
+    def _key(adapter: ModelAdapter, model: nn.Module, rows: EncodedRows) -> tuple[str, str, str]:
+        return weights_digest(list(model.parameters())), adapter.fingerprint(), rows.key()
+
     def get(self, adapter: ModelAdapter, model: nn.Module, rows: EncodedRows, *, progress: bool) -> np.ndarray:
-        key = (weights_digest(list(model.parameters())), adapter.fingerprint(), rows.key())
-        if key not in self._store:
-            self._store[key] = example_losses(adapter, model, rows, progress=progress, desc="base losses")
-        return self._store[key]
+        found = self.lookup(adapter, model, rows)
+        if found is None:
+            found = example_losses(adapter, model, rows, progress=progress, desc="base losses")
+            self.store(adapter, model, rows, found)
+        return found
+
+    def lookup(self, adapter: ModelAdapter, model: nn.Module, rows: EncodedRows) -> np.ndarray | None:
+        return self._store.get(self._key(adapter, model, rows))
+
+    def store(self, adapter: ModelAdapter, model: nn.Module, rows: EncodedRows, losses: np.ndarray) -> None:
+        self._store[self._key(adapter, model, rows)] = losses

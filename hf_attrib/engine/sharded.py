@@ -32,8 +32,7 @@ from tqdm.auto import tqdm
 
 from hf_attrib.data.rows import check_unique, materialize
 from hf_attrib.data.shards import CandidateShards
-from hf_attrib.engine.scoring import EncodedRows, example_losses
-from hf_attrib.engine.state import preserved_model_state
+from hf_attrib.engine.scoring import EncodedRows
 from hf_attrib.results import AttributionResult
 
 RUN_FILE = "run.json"
@@ -61,11 +60,9 @@ def attribute_sharded(method, queries: Any, candidates: Any, output_dir: str | P
         rows = list(shards.rows(index))
         if rows:
             encoded = EncodedRows.build(method.adapter, rows, method.args.batch_size, f"candidates shard {index}")
-            with preserved_model_state(method.adapter.model) as model:
-                base = example_losses(method.adapter, model, encoded)
             cache = folder / "cache" / f"prefix-{index:05d}.safetensors"  # frozen-prefix states, if used
             cache.parent.mkdir(exist_ok=True)
-            scores = method.score(groups, encoded, base, cache_path=cache)
+            scores, base = method.scores_and_base(groups, encoded, cache_path=cache)
             cache.unlink(missing_ok=True)
             ids, base_losses = encoded.ids, base.mean(axis=(1, 2))
         else:  # a shard may be empty (e.g. a stream's last file)

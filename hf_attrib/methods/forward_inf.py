@@ -9,6 +9,7 @@ losses ℓ(θ̂, z_i) are computed once for all queries. With one SGD step of si
 from __future__ import annotations
 
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,9 +100,10 @@ class ForwardINF:
             if missing:
                 raise ValueError(f"candidate_sets has no entry for queries {missing[:5]}")
             subsets = {q: encoded.subset(self.adapter, candidate_sets[q]) for q in query_ids}
-        with preserved_model_state(self.adapter.model) as model:
-            base = self._base_cache.get(self.adapter, model, encoded, progress=args.progress)
-        scores = self.score(groups, encoded, base, [subsets[q] for q in query_ids] if candidate_sets else None)
+        base = self._base_cache.lookup(self.adapter, self.adapter.model, encoded)
+        scores, base = self.scores_and_base(groups, encoded, base,
+                                            [subsets[q] for q in query_ids] if candidate_sets else None)
+        self._base_cache.store(self.adapter, self.adapter.model, encoded, base)
         return AttributionResult(
             scores,
             query_ids,
@@ -120,31 +122,48 @@ class ForwardINF:
             return [encoded.batches], [self.args.group_id]
         return [[batch] for batch in encoded.batches], encoded.ids
 
-    def score(self, groups: list[list], encoded: EncodedRows, base: np.ndarray,
+    def score(self, groups: list[list], encoded: EncodedRows, base: np.ndarray | None = None,
               subsets: list[tuple[EncodedRows, np.ndarray]] | None = None,
               cache_path: Path | None = None) -> np.ndarray:
-        """[groups, candidates] scores: per group, ascend, score the candidates (or the group's subset,
-        others NaN) against their base loss terms `base`, restore. `cache_path`: where the frozen-prefix
-        states go (default: memory)."""
+        """[groups, candidates] scores; see `scores_and_base`."""
+        return self.scores_and_base(groups, encoded, base, subsets, cache_path)[0]
+
+    def scores_and_base(self, groups: list[list], encoded: EncodedRows, base: np.ndarray | None = None,
+                        subsets: list[tuple[EncodedRows, np.ndarray]] | None = None,
+                        cache_path: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """[groups, candidates] scores and the candidates' base loss terms: per group, ascend, score the
+        candidates (or the group's subset, others NaN) against their base loss terms, restore.
+
+        `base`: the base loss terms if known; otherwise they are computed here, in the same pass that fills
+        the frozen-prefix cache. `cache_path`: where the frozen-prefix states go (default: memory)."""
         args = self.args
         scores = np.full((len(groups), len(encoded)), np.nan, dtype=np.float64)
-        with preserved_model_state(self.adapter.model), ReversibleAscent.attach(self.adapter, args) as ascent:
-            use_prefix = args.prefix_cache and not subsets
-            prefix = self._frozen_prefix(ascent, encoded, base, cache_path) if use_prefix else None
-            moved = [p for _, p in ascent.moved]
-            if not subsets and len(groups) * sum(p.numel() * p.element_size() for p in moved) <= args.one_pass_bytes:
-                return self._score_in_one_pass(ascent, groups, encoded, base, prefix)
-            for row, group in enumerate(tqdm(groups, desc="Forward-INF queries", disable=not args.progress,
-                                             leave=False)):
-                try:
-                    ascent.ascend(group)
-                    rows, columns = subsets[row] if subsets else (encoded, slice(None))
-                    after = example_losses(self.adapter, ascent.model, rows, desc="losses after ascent",
-                                           prefix=prefix)
-                finally:
-                    ascent.restore()
-                scores[row, columns] = compare_losses(after, base[columns], args.score)
-        return scores
+        with preserved_model_state(self.adapter.model) as model:
+            frozen = self._find_prefix(model) if args.prefix_cache and not subsets else None
+            states: list = []
+            if base is None:
+                with frozen.recording(states) if frozen else nullcontext():
+                    base = example_losses(self.adapter, model, encoded, progress=args.progress, desc="base losses")
+                states = FrozenPrefix.store(states, cache_path) if frozen else states
+            elif frozen:
+                states = frozen.capture(self.adapter, model, [batch for _, batch in encoded.batches], cache_path)
+            prefix = self._checked_prefix(model, frozen, states, encoded, base) if frozen else None
+            with ReversibleAscent.attach(self.adapter, args) as ascent:
+                moved = [p for _, p in ascent.moved]
+                if not subsets and len(groups) * sum(p.numel() * p.element_size() for p in moved) <= \
+                        args.one_pass_bytes:
+                    return self._score_in_one_pass(ascent, groups, encoded, base, prefix), base
+                for row, group in enumerate(tqdm(groups, desc="Forward-INF queries", disable=not args.progress,
+                                                 leave=False)):
+                    try:
+                        ascent.ascend(group)
+                        rows, columns = subsets[row] if subsets else (encoded, slice(None))
+                        after = example_losses(self.adapter, ascent.model, rows, desc="losses after ascent",
+                                               prefix=prefix)
+                    finally:
+                        ascent.restore()
+                    scores[row, columns] = compare_losses(after, base[columns], args.score)
+        return scores, base
 
     def _score_in_one_pass(self, ascent: ReversibleAscent, groups: list[list], encoded: EncodedRows,
                            base: np.ndarray, prefix) -> np.ndarray:
@@ -164,17 +183,19 @@ class ForwardINF:
             ascent.restore()
         return np.stack([compare_losses(terms, base, self.args.score) for terms in after])
 
-    def _frozen_prefix(self, ascent: ReversibleAscent, encoded: EncodedRows, base: np.ndarray,
-                       cache_path: Path | None):
-        frozen = FrozenPrefix.find(self.adapter, ascent.model, [p for _, p in ascent.moved])
-        if frozen is None:
+    def _find_prefix(self, model) -> FrozenPrefix | None:
+        selection = self.adapter.resolve_selection(self.args.parameters)
+        if selection.kind == "lora":
             return None
-        states = frozen.capture(self.adapter, ascent.model, [batch for _, batch in encoded.batches], cache_path)
+        return FrozenPrefix.find(self.adapter, model, [p for _, p in self.adapter.parameters(model, selection)])
+
+    def _checked_prefix(self, model, frozen: FrozenPrefix, states, encoded: EncodedRows, base: np.ndarray):
+        """The cache, if replaying the first batch reproduces its base losses; else None (with a warning)."""
         first = EncodedRows(encoded.batches[0][0], encoded.batches[:1])
-        replayed = example_losses(self.adapter, ascent.model, first, prefix=(frozen, states))
+        replayed = example_losses(self.adapter, model, first, prefix=(frozen, states))
         if not np.allclose(replayed, base[:len(first)], rtol=1e-5, atol=1e-7):
             warnings.warn("the frozen-prefix cache does not reproduce this model's losses; scoring with the full "
-                          "model instead", stacklevel=3)
+                          "model instead", stacklevel=4)
             return None
         return frozen, states
 

@@ -48,8 +48,8 @@ def test_prefix_cache_equals_full_scoring_and_skips_the_frozen_blocks(family, gp
         calls[cached] = len(counter)
     np.testing.assert_allclose(results[True].scores, results[False].scores, rtol=1e-5, atol=1e-7)
     batches = -(-len(candidates) // OPTIONS["batch_size"])
-    # without the cache block 0 runs on every candidate batch for every query; with it once per batch (capture)
-    assert calls[False] - calls[True] == (len(queries) - 1) * batches
+    # without the cache block 0 runs on every candidate batch for every query; with it only in the base pass
+    assert calls[False] - calls[True] == len(queries) * batches
     assert all(type(b).__name__ != "_PassThrough" for b in blocks)  # the stack is put back
 
 
@@ -66,7 +66,7 @@ def test_what_disqualifies_the_cache(gpt2_tok, t5_tok):
     assert FrozenPrefix.find(t5_adapter, t5, list(t5.decoder.block[-1].parameters())) is None  # two stacks
 
 
-def test_disk_states_replay_like_memory(gpt2_tok, causal_rows, tmp_path):
+def test_disk_states_and_base_pass_recording_replay_like_the_capture(gpt2_tok, causal_rows, tmp_path):
     from hf_attrib.engine.scoring import EncodedRows, example_losses
 
     model = tiny_gpt2(gpt2_tok, n_embd=32, n_layer=4)
@@ -75,8 +75,12 @@ def test_disk_states_replay_like_memory(gpt2_tok, causal_rows, tmp_path):
     frozen = FrozenPrefix(adapter.block_lists(model)[0][1], 3)
     batches = [b for _, b in rows.batches]
     on_disk = frozen.capture(adapter, model, batches, tmp_path / "states.safetensors")
-    full = example_losses(adapter, model, rows)
-    for states in (frozen.capture(adapter, model, batches), on_disk):
+    recorded: list = []
+    with frozen.recording(recorded):
+        full = example_losses(adapter, model, rows)
+    captured = frozen.capture(adapter, model, batches)
+    assert len(recorded) == len(batches) and all(torch.equal(a, b) for a, b in zip(recorded, captured, strict=True))
+    for states in (captured, on_disk):
         np.testing.assert_allclose(example_losses(adapter, model, rows, prefix=(frozen, states)), full, rtol=1e-6)
 
 
