@@ -47,7 +47,8 @@ def demo(
         typer.echo(f"\nimages: a tiny Stable Diffusion pretrained here on handwritten digits, customized on one "
                    f"exemplar digit; its generated image traced among {report.images.candidates} images: {ranks}")
         typer.echo("grids: " + ", ".join(str(path) for path in report.images.grids.values()))
-    typer.echo(f"run folder: {report.run_dir} (scores.png, forward_inf/, model/, images/, summary.json)")
+    typer.echo(f"run folder: {report.run_dir} (forward_inf/, bm25/, images/, model/, summary.json)")
+    typer.echo(f"report: {report.run_dir / 'report' / 'index.html'}")
     typer.echo(f"wall time: {report.seconds:.0f} s")
 
 
@@ -176,6 +177,41 @@ def attribute(
             typer.echo(f"{query_id}: " + ", ".join(f"{c} ({s:.4g})" for c, s in ranked))
         typer.echo(f"{len(result.query_ids)} queries x {len(result.candidate_ids)} candidates on "
                    f"{accelerator.num_processes} process(es); result: {output_dir}/result")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[str, typer.Argument(help="A run folder (one result, or several in sub-folders).")],
+    top_k: int = typer.Option(8, help="Candidates per image grid."),
+    text_top: int = typer.Option(3, help="Candidates per query in a text ranking."),
+    max_queries: int = typer.Option(6, help="Queries pictured per result."),
+) -> None:
+    """Pictures of every result in RUN_DIR and an index.html that shows them offline (RUN_DIR/report/)."""
+    from hf_attrib.run_report import build_report
+
+    try:
+        manifest = build_report(run_dir, top_k=top_k, text_top=text_top, max_queries=max_queries)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{len(manifest.pictures)} pictures; open {manifest.index}")
+
+
+@app.command()
+def push(
+    run_dir: Annotated[str, typer.Argument(help="A run folder.")],
+    repo_id: Annotated[str, typer.Argument(help="The Hub dataset repo, e.g. user/my-attributions.")],
+    private: bool = typer.Option(False, help="Create the repo private."),
+) -> None:
+    """Upload RUN_DIR as a Hub dataset repo (token: HF_TOKEN or `hf auth login`; never printed or saved)."""
+    from hf_attrib.hub import push_run
+
+    try:
+        url = push_run(run_dir, repo_id, private=private)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"pushed {run_dir} to {url}")
 
 
 def main() -> None:

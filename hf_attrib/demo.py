@@ -5,9 +5,11 @@ taught them.
 2. train a byte-level BPE tokenizer and a tiny GPT-2 on the abstracts; save both and load them back
    with `from_pretrained` (the same code path as a Hub model);
 3. keep the queries the model answers correctly and trace each with Forward-INF over all abstracts;
-4. print the top-3 abstracts per query and whether each states the query's fact; write a run folder;
+4. print the top-3 abstracts per query and whether each states the query's fact; write a run folder
+   (``forward_inf/`` and the BM25 baseline's ``bm25/``, see `hf_attrib.runs`);
 5. then the image part (`hf_attrib.demo_images`): a tiny Stable Diffusion pretrained here on handwritten
-   digits, customized on one exemplar; its generated image traced back among 100 candidates, as a PNG grid.
+   digits, customized on one exemplar; its generated image traced back among 100 candidates, as a PNG grid;
+6. `hf-attrib report` on the run folder: ``report/index.html`` and its pictures.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from hf_attrib.demo_images import ImageDemoArguments, ImageDemoReport, run_image
 from hf_attrib.engine import finetune
 from hf_attrib.engine.arguments import Arguments
 from hf_attrib.engine.scoring import answered_correctly
-from hf_attrib.methods import ForwardINF
+from hf_attrib.methods import BM25, ForwardINF
 from hf_attrib.report import plot_proponent_scores
 from hf_attrib.results import AttributionResult
+from hf_attrib.run_report import build_report
+from hf_attrib.runs import RunInfo, examples_by_id
 
 
 @dataclass
@@ -94,13 +98,21 @@ def run_demo(args: DemoArguments | None = None) -> DemoReport:
     traced = [q for q, ok in zip(queries, correct, strict=True) if ok]
     if not traced:
         raise RuntimeError("the tiny model answers no query correctly; train longer (--epochs)")
+    info = RunInfo.for_model(adapter.model, "tiny GPT-2 trained here (model/)")
+    info.add_dataset("candidates", candidates, source="offline fact corpus (abstracts.jsonl)")
+    info.add_dataset("queries", traced, source="offline fact corpus (queries.jsonl)")
+    proponents = corpus.proponents()
+    examples = examples_by_id(traced, candidates)
     method = ForwardINF(adapter, learning_rate=args.learning_rate, steps=args.steps, optimizer=args.optimizer,
                         progress=args.progress)
-    result = method.attribute(traced, candidates)
+    with info.stage("forward-inf"):
+        result = method.attribute(traced, candidates)
     result.config["demo"] = args.to_dict()
-    result.save(run_dir / "forward_inf")
+    result.save(run_dir / "forward_inf", info=info, relevant=proponents, examples=examples)
+    with info.stage("bm25"):  # the lexical baseline beside it
+        BM25().attribute(traced, candidates).save(run_dir / "bm25", info=info, relevant=proponents,
+                                                  examples=examples)
 
-    proponents = corpus.proponents()
     hits = [result.topk(1)[i][0][0] in proponents[qid] for i, qid in enumerate(result.query_ids)]
     top1 = float(np.mean(hits))
     plot_proponent_scores(result, proponents, run_dir / "scores.png")
@@ -113,6 +125,7 @@ def run_demo(args: DemoArguments | None = None) -> DemoReport:
         summary["images"] = {"exemplar_rank": images.ranks, "candidates": images.candidates,
                              "grids": {k: str(v.relative_to(run_dir)) for k, v in images.grids.items()},
                              "seconds": images.seconds}
+    build_report(run_dir)
     seconds = time.perf_counter() - start
     summary["seconds"] = round(seconds, 1)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))

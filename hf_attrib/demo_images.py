@@ -54,6 +54,7 @@ def run_image_demo(run_dir: str | Path, args: ImageDemoArguments | None = None) 
     from hf_attrib.methods import ForwardINF
     from hf_attrib.methods.nearest import NearestNeighbor
     from hf_attrib.report import image_grid
+    from hf_attrib.runs import RunInfo, examples_by_id
     from hf_attrib.tiny.diffusion import digit_images, digit_rows, pretrain_on_digits
 
     args = args or ImageDemoArguments()
@@ -92,9 +93,15 @@ def run_image_demo(run_dir: str | Path, args: ImageDemoArguments | None = None) 
         "nearest": NearestNeighbor(adapter),
     }
     ranks, grids = {}, {}
+    info = RunInfo.for_model(adapter.pipeline.unet, "tiny Stable Diffusion pretrained and customized here")
+    info.add_dataset("candidates", candidates, source="scikit-learn digits")
+    info.stages.update(seconds)
+    examples = examples_by_id([query], candidates)
     for name, method in methods.items():
-        result = method.attribute([query], candidates)
-        result.save(run_dir / "images" / name)
+        with info.stage(name):
+            result = method.attribute([query], candidates)
+        result.save(run_dir / "images" / name, info=info, relevant={query["id"]: {exemplar["id"]}},
+                    examples=examples, top_k=args.top_k)
         ranked = result.topk(len(candidates))[0]
         ranks[name] = [c for c, _ in ranked].index(exemplar["id"]) + 1
         grids[name] = image_grid(query["image"], PROMPT, [(c, s, by_id[c], c == exemplar["id"])

@@ -20,6 +20,7 @@ from hf_attrib.data.fact_corpus import generate_fact_corpus
 from hf_attrib.data.ftrace import FTrace, causal_query, causal_rows, fill_blank, load_ftrace, row_id, span_rows
 from hf_attrib.evaluation import metrics
 from hf_attrib.methods.registry import build_method
+from hf_attrib.runs import RunInfo, examples_by_id
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -113,20 +114,26 @@ def run_fact_tracing(recipe: dict[str, Any], *, progress: bool = True) -> dict[s
     run_dir = Path(recipe.get("output_dir") or f"runs/trace-facts-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir.mkdir(parents=True, exist_ok=True)
     relevant = {row_id(q): proponents[row_id(q)] for q in data.queries}
+    examples = examples_by_id(queries, candidate_rows)
+    info = RunInfo.for_model(adapter.model, model_spec.get("name_or_path") or f"tiny {family} model trained here")
+    source = str(recipe.get("data", {}).get("source", "generate"))
+    info.add_dataset("queries", queries, source=source)
+    info.add_dataset("candidates", candidate_rows, source=source)
     rows = []
     for spec in recipe.get("methods", []):
         method = build_method(spec, adapter, progress=progress, allowed=("forward-inf", "tracin", "bm25", "rerank"))
         label = spec.get("label") or spec.get("name")
         start = time.perf_counter()
-        if spec.get("name") in ("forward-inf", "rerank"):
-            result = method.attribute(queries, candidate_rows, candidate_sets=sets)
-        else:
-            result = method.attribute(queries, candidate_rows)
+        with info.stage(label):
+            if spec.get("name") in ("forward-inf", "rerank"):
+                result = method.attribute(queries, candidate_rows, candidate_sets=sets)
+            else:
+                result = method.attribute(queries, candidate_rows)
         seconds = time.perf_counter() - start
         report = metrics.evaluate(result, relevant, sets)
         report.update(method=label, seconds=seconds, queries_per_min=60 * len(queries) / seconds)
         rows.append(report)
-        result.save(run_dir / _folder(label))
+        result.save(run_dir / _folder(label), info=info, relevant=relevant, examples=examples)
     summary = {"recipe": recipe, "queries": len(queries), "candidates": len(candidate_rows),
                "skipped_rows": data.skipped, "results": rows}
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=1, default=str))

@@ -20,6 +20,7 @@ from hf_attrib.adapters.diffusion import StableDiffusionAdapter, load_image
 from hf_attrib.evaluation import metrics
 from hf_attrib.methods.registry import build_method
 from hf_attrib.report import image_grid
+from hf_attrib.runs import RunInfo
 
 
 def load_rows(source: Any, what: str) -> list[dict]:
@@ -52,14 +53,19 @@ def run_image_tracing(recipe: dict[str, Any], *, progress: bool = True) -> dict[
     run_dir = Path(recipe.get("output_dir") or f"runs/trace-images-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir.mkdir(parents=True, exist_ok=True)
     images = {str(r["id"]): load_image(r["image"], str(r["id"]), "image") for r in candidates}
+    examples = {**{str(r["id"]): {"image": images[str(r["id"])], "caption": r.get("caption")} for r in candidates},
+                **{str(r["id"]): {"image": load_image(r["image"], str(r["id"]), "image"), "caption": r.get("caption")}
+                   for r in queries}}
+    info = RunInfo.for_model(adapter.model, str(recipe["pipeline"]))
     rows = []
     for spec in recipe.get("methods") or [{"name": "forward-inf"}]:
         label = spec.get("label") or spec.get("name")
         start = time.perf_counter()
         method = build_method(spec, adapter, progress=progress, allowed=("forward-inf", "tracin", "nearest"))
-        result = method.attribute(queries, candidates)
+        with info.stage(label):
+            result = method.attribute(queries, candidates)
         seconds = time.perf_counter() - start
-        result.save(run_dir / label)
+        result.save(run_dir / label, info=info, relevant=relevant or None, examples=examples, top_k=top_k)
         for q, query in enumerate(queries):
             query_id = result.query_ids[q]
             ranked = [(cid, score, images[cid], cid in relevant.get(query_id, set()))

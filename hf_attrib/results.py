@@ -1,4 +1,5 @@
-"""`AttributionResult`: a scores matrix with its ids, saved as safetensors plus JSON metadata."""
+"""`AttributionResult`: a scores matrix with its ids, saved as a run folder (safetensors, JSON, parquet, a dataset
+card; see `hf_attrib.runs`), loaded back from a folder or a Hub dataset repo."""
 
 from __future__ import annotations
 
@@ -8,13 +9,18 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 SCORES_FILE = "scores.safetensors"
 META_FILE = "result.json"
 FORMAT_VERSION = 1
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from hf_attrib.runs import RunInfo
 
 
 @dataclass
@@ -58,14 +64,20 @@ class AttributionResult:
         ]
 
     # ---- persistence --------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
-        """Write ``scores.safetensors`` and ``result.json`` into folder `path`, all or nothing.
+    def save(self, path: str | os.PathLike, *, overwrite: bool = True, info: RunInfo | None = None,
+             relevant: Mapping[str, set[str]] | None = None, examples: Mapping[str, dict] | None = None,
+             top_k: int = 10, layout: str = "run") -> Path:
+        """Write the run folder `path` (see `hf_attrib.runs`), all or nothing.
 
-        Files are written to a temporary folder beside `path` and moved into place only when complete,
-        so an interrupted save never leaves a half-written result.
+        `info`: where the result came from (model, datasets, stage times); `relevant`: query id -> ids of its
+        true proponents (adds ``metrics.json`` and marks them); `examples`: id -> row of the queries and
+        candidates, whose text or image the report shows; ``layout="scores"`` writes only the scores and
+        ``result.json``. Files go to a temporary folder beside `path`, moved into place only when complete.
         """
         from safetensors.numpy import save_file
 
+        if layout not in ("run", "scores"):
+            raise ValueError(f"layout must be 'run' or 'scores', got {layout!r}")
         target = Path(path)
         if target.exists() and not overwrite:
             raise ValueError(f"{target} exists; pass overwrite=True to replace it")
@@ -82,6 +94,10 @@ class AttributionResult:
                 "config": self.config,
             }
             (staging / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
+            if layout == "run":
+                from hf_attrib.runs import write_run_files
+
+                write_run_files(self, staging, info=info, relevant=relevant, examples=examples, top_k=top_k)
             if target.exists():
                 shutil.rmtree(target)
             os.replace(staging, target)
@@ -91,10 +107,15 @@ class AttributionResult:
         return target
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> AttributionResult:
+    def load(cls, path_or_repo_id: str | os.PathLike, *, revision: str | None = None) -> AttributionResult:
+        """A result from a run folder, or from a Hub dataset repo holding one (downloaded to the HF cache)."""
         from safetensors.numpy import load_file
 
-        folder = Path(path)
+        folder = Path(path_or_repo_id)
+        if not folder.exists():
+            from hf_attrib.hub import download_run
+
+            folder = download_run(str(path_or_repo_id), revision=revision)
         for name in (SCORES_FILE, META_FILE):
             if not (folder / name).is_file():
                 raise ValueError(f"{folder} is not a saved AttributionResult: {name} is missing")
@@ -120,6 +141,11 @@ class AttributionResult:
                 rows["rank"].append(rank)
         return Dataset.from_dict(rows)
 
-    def push_to_hub(self, repo_id: str, **kwargs):
-        """Push :meth:`to_dataset` to the Hub as a dataset repo (kwargs go to `Dataset.push_to_hub`)."""
-        return self.to_dataset().push_to_hub(repo_id, **kwargs)
+    def push_to_hub(self, repo_id: str, *, private: bool = False, api: Any = None, **save_options: Any) -> str:
+        """Save the run folder (`save_options` as for :meth:`save`) and upload it as a Hub dataset repo;
+        returns the repo's URL. The token comes from huggingface_hub's usual places (``HF_TOKEN``, login)."""
+        from hf_attrib.hub import push_run
+
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = self.save(Path(tmp) / "run", **save_options)
+            return push_run(folder, repo_id, private=private, api=api)

@@ -17,6 +17,7 @@ import yaml
 
 from hf_attrib.adapters.base import ModelAdapter
 from hf_attrib.data.shards import BUILDERS
+from hf_attrib.runs import RunInfo
 
 FAMILIES = ("causal", "masked", "diffusion")
 
@@ -72,8 +73,10 @@ def run_attribute(model: str, queries: str, candidates: str, output_dir: str, *,
     query_rows = read_rows(queries, "queries")
     accelerator = Accelerator(cpu=cpu)
     adapter = load_adapter(family, model, revision)
-    adapter.model.to(accelerator.device)
+    # a diffusion adapter's VAE and text encoder feed the UNet: the whole pipeline moves
+    getattr(adapter, "pipeline", adapter.model).to(accelerator.device)
     method = ForwardINF(adapter, progress=progress and accelerator.is_main_process, **settings)
+    info = RunInfo(model_id=model, model_revision=revision)
     result = method.attribute_sharded(query_rows, candidates, output_dir, shard_size=shard_size,
-                                      accelerator=accelerator)
+                                      accelerator=accelerator, info=info)
     return result, accelerator

@@ -33,11 +33,21 @@ def test_forward_inf_ranks_a_true_proponent_first_for_most_answered_queries(repo
 def test_run_folder(report):
     folder = report.run_dir
     for name in ("abstracts.jsonl", "queries.jsonl", "scores.png", "summary.json", "model/model.safetensors",
-                 "forward_inf/scores.safetensors", "forward_inf/result.json"):
+                 "forward_inf/scores.safetensors", "forward_inf/result.json", "forward_inf/README.md",
+                 "forward_inf/topk.parquet", "bm25/metrics.json", "report/index.html", "report/metrics.png"):
         assert (folder / name).is_file(), name
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["answered_correctly"] == report.answered
     assert (folder / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the run folder's metrics agree with the demo's own top-1 rate; the model fingerprint is the saved model's
+    scored = json.loads((folder / "forward_inf" / "metrics.json").read_text())
+    assert scored["metrics"]["top1_accuracy"] == pytest.approx(report.top1_rate)
+    from hf_attrib.adapters import CausalLMAdapter
+    from hf_attrib.runs import RunInfo
+
+    run = json.loads((folder / "forward_inf" / "run.json").read_text())
+    saved = CausalLMAdapter.from_pretrained(str(folder / "model")).model
+    assert run["model"]["fingerprint"] == RunInfo.for_model(saved).model_fingerprint
 
 
 def test_proponents_follow_the_ftrace_rule():
@@ -81,6 +91,8 @@ def test_image_demo_writes_results_and_grids_that_agree(tmp_path):
         # the reported rank is the exemplar's place in the saved scores (ties counted against it)
         score = result.scores[0][result.candidate_ids.index(exemplar[0])]
         assert rank == 1 + int(np.sum(result.scores[0] > score))
+        scored = json.loads((tmp_path / "images" / name / "metrics.json").read_text())
+        assert scored["first_relevant_rank"] == {"generated": rank} and scored["relevant"]["generated"] == exemplar
         with Image.open(report.grids[name]) as grid:
             assert grid.format == "PNG" and grid.width > grid.height  # the query, then the top 5 in a row
     assert StableDiffusionAdapter.from_pretrained(str(tmp_path / "pipeline")).pipeline.unet is not None

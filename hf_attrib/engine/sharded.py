@@ -34,14 +34,17 @@ from hf_attrib.data.rows import check_unique, materialize
 from hf_attrib.data.shards import CandidateShards
 from hf_attrib.engine.scoring import EncodedRows
 from hf_attrib.results import AttributionResult
+from hf_attrib.runs import RunInfo
 
 RUN_FILE = "run.json"
 
 
 def attribute_sharded(method, queries: Any, candidates: Any, output_dir: str | Path, *, shard_size: int = 10_000,
-                      fingerprint: str | None = None, accelerator=None) -> AttributionResult:
+                      fingerprint: str | None = None, accelerator=None, info: RunInfo | None = None
+                      ) -> AttributionResult:
     """Score `candidates` (see `CandidateShards.from_source`: data files, a saved dataset, a Dataset, rows,
-    or a streaming IterableDataset with `fingerprint`) shard by shard into `output_dir`.
+    or a streaming IterableDataset with `fingerprint`) shard by shard into `output_dir`. `info`: the model's
+    id and revision for the merged result's run folder (fingerprints are filled in here).
 
     Memory holds one shard's inputs and the scores, whatever the number of candidates.
     """
@@ -69,10 +72,19 @@ def attribute_sharded(method, queries: Any, candidates: Any, output_dir: str | P
             scores, ids, base_losses = np.zeros((len(groups), 0)), [], np.zeros(0)
         AttributionResult(scores, query_ids, ids, method=method.name, extras={"base_losses": base_losses},
                           config={"shard": index, "seconds": time.perf_counter() - start}
-                          ).save(_shard_path(folder, index))
+                          ).save(_shard_path(folder, index), layout="scores")
     _barrier(accelerator)
     if rank == 0:
-        merge_shards(folder, shards.n_shards, identity).save(folder / "result")
+        merged = merge_shards(folder, shards.n_shards, identity)
+        info = info or RunInfo()
+        info.model_fingerprint = identity["model_sha256"]
+        info.datasets.update({
+            "queries": {"id": "", "rows": len(query_rows), "fingerprint": identity["queries"]},
+            "candidates": {"id": str(candidates) if isinstance(candidates, str | Path) else "",
+                           "rows": len(merged.candidate_ids), "fingerprint": shards.fingerprint,
+                           "shards": shards.n_shards}})
+        info.stages["shards (sum over processes)"] = round(sum(merged.config["shard_seconds"]), 3)
+        merged.save(folder / "result", info=info)
     _barrier(accelerator)
     return AttributionResult.load(folder / "result")
 

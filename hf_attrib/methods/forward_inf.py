@@ -8,8 +8,10 @@ losses ℓ(θ̂, z_i) are computed once for all queries. With one SGD step of si
 
 from __future__ import annotations
 
+import time
 import warnings
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,8 @@ class ForwardINF:
         self.adapter = adapter
         self.args = resolve_arguments(ForwardINFArguments, args, options)
         self._base_cache = BaseLossCache()
+        #: wall seconds of the last scoring call: base losses (and frozen-prefix states), ascent, scoring passes
+        self.stage_seconds: dict[str, float] = {}
 
     def encode_candidates(self, candidates: Any) -> EncodedRows:
         return EncodedRows.build(self.adapter, candidates, self.args.batch_size, "candidates")
@@ -110,7 +114,8 @@ class ForwardINF:
             encoded.ids,
             method=self.name,
             config={"arguments": args.to_dict(), "adapter": type(self.adapter).__name__,
-                    "adapter_config": self.adapter.config(), "adapter_fingerprint": self.adapter.fingerprint()},
+                    "adapter_config": self.adapter.config(), "adapter_fingerprint": self.adapter.fingerprint(),
+                    "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()}},
             extras={"base_losses": base.mean(axis=(1, 2))},
         )
 
@@ -138,16 +143,19 @@ class ForwardINF:
         the frozen-prefix cache. `cache_path`: where the frozen-prefix states go (default: memory)."""
         args = self.args
         scores = np.full((len(groups), len(encoded)), np.nan, dtype=np.float64)
+        self.stage_seconds = {"base": 0.0, "ascent": 0.0, "scoring": 0.0}
         with preserved_model_state(self.adapter.model) as model:
             frozen = self._find_prefix(model) if args.prefix_cache and not subsets else None
             states: list = []
-            if base is None:
-                with frozen.recording(states) if frozen else nullcontext():
-                    base = example_losses(self.adapter, model, encoded, progress=args.progress, desc="base losses")
-                states = FrozenPrefix.store(states, cache_path) if frozen else states
-            elif frozen:
-                states = frozen.capture(self.adapter, model, [batch for _, batch in encoded.batches], cache_path)
-            prefix = self._checked_prefix(model, frozen, states, encoded, base) if frozen else None
+            with self._stage("base"):  # base losses and, when the cache applies, the frozen-prefix states
+                if base is None:
+                    with frozen.recording(states) if frozen else nullcontext():
+                        base = example_losses(self.adapter, model, encoded, progress=args.progress,
+                                              desc="base losses")
+                    states = FrozenPrefix.store(states, cache_path) if frozen else states
+                elif frozen:
+                    states = frozen.capture(self.adapter, model, [b for _, b in encoded.batches], cache_path)
+                prefix = self._checked_prefix(model, frozen, states, encoded, base) if frozen else None
             with ReversibleAscent.attach(self.adapter, args) as ascent:
                 moved = [p for _, p in ascent.moved]
                 if not subsets and len(groups) * sum(p.numel() * p.element_size() for p in moved) <= \
@@ -156,10 +164,12 @@ class ForwardINF:
                 for row, group in enumerate(tqdm(groups, desc="Forward-INF queries", disable=not args.progress,
                                                  leave=False)):
                     try:
-                        ascent.ascend(group)
+                        with self._stage("ascent"):
+                            ascent.ascend(group)
                         rows, columns = subsets[row] if subsets else (encoded, slice(None))
-                        after = example_losses(self.adapter, ascent.model, rows, desc="losses after ascent",
-                                               prefix=prefix)
+                        with self._stage("scoring"):
+                            after = example_losses(self.adapter, ascent.model, rows, desc="losses after ascent",
+                                                   prefix=prefix)
                     finally:
                         ascent.restore()
                     scores[row, columns] = compare_losses(after, base[columns], args.score)
@@ -172,16 +182,26 @@ class ForwardINF:
         weights = []
         for group in tqdm(groups, desc="Forward-INF ascent", disable=not self.args.progress, leave=False):
             try:
-                ascent.ascend(group)
+                with self._stage("ascent"):
+                    ascent.ascend(group)
                 weights.append([p.detach().clone() for _, p in ascent.moved])
             finally:
                 ascent.restore()
         try:
-            after = example_losses_under_each(self.adapter, ascent.model, encoded, [p for _, p in ascent.moved],
-                                              weights, progress=self.args.progress, prefix=prefix)
+            with self._stage("scoring"):
+                after = example_losses_under_each(self.adapter, ascent.model, encoded, [p for _, p in ascent.moved],
+                                                  weights, progress=self.args.progress, prefix=prefix)
         finally:
             ascent.restore()
         return np.stack([compare_losses(terms, base, self.args.score) for terms in after])
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage_seconds[name] += time.perf_counter() - start
 
     def _find_prefix(self, model) -> FrozenPrefix | None:
         selection = self.adapter.resolve_selection(self.args.parameters)
