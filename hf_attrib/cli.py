@@ -40,7 +40,8 @@ def demo(
     typer.echo(
         f"\nqueries answered correctly: {report.answered}/{report.asked}; a true proponent ranked first for "
         f"{report.top1_rate:.0%} of them ({sum(1 for _ in report.result.query_ids)} traced over "
-        f"{len(report.result.candidate_ids)} abstracts)"
+        f"{len(report.result.candidate_ids)} abstracts); BM25 (word overlap, beside it): "
+        f"{report.bm25_top1_rate:.0%}"
     )
     if report.images:
         ranks = ", ".join(f"{name} ranks it {rank}" for name, rank in report.images.ranks.items())

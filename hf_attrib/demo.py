@@ -65,6 +65,7 @@ class DemoReport:
     top1_rate: float
     seconds: float
     table: str
+    bm25_top1_rate: float = float("nan")
     images: ImageDemoReport | None = None
 
 
@@ -109,15 +110,16 @@ def run_demo(args: DemoArguments | None = None) -> DemoReport:
         result = method.attribute(traced, candidates)
     result.config["demo"] = args.to_dict()
     result.save(run_dir / "forward_inf", info=info, relevant=proponents, examples=examples)
-    with info.stage("bm25"):  # the lexical baseline beside it
-        BM25().attribute(traced, candidates).save(run_dir / "bm25", info=info, relevant=proponents,
-                                                  examples=examples)
+    lexical = RunInfo(model_id="(none: BM25 reads text only)", datasets=info.datasets)
+    with lexical.stage("bm25"):  # the lexical baseline beside it
+        bm25 = BM25().attribute(traced, candidates)
+    bm25.save(run_dir / "bm25", info=lexical, relevant=proponents, examples=examples)
 
-    hits = [result.topk(1)[i][0][0] in proponents[qid] for i, qid in enumerate(result.query_ids)]
-    top1 = float(np.mean(hits))
+    top1 = top1_rate(result, proponents)
     plot_proponent_scores(result, proponents, run_dir / "scores.png")
     table = format_table(result, proponents, {q["id"]: q for q in queries}, args.show)
     summary = {"queries": len(queries), "answered_correctly": len(traced), "top1_proponent_rate": top1,
+               "bm25_top1_proponent_rate": top1_rate(bm25, proponents),
                "text_seconds": round(time.perf_counter() - start, 1), "arguments": args.to_dict()}
     images = None
     if args.images:
@@ -129,7 +131,13 @@ def run_demo(args: DemoArguments | None = None) -> DemoReport:
     seconds = time.perf_counter() - start
     summary["seconds"] = round(seconds, 1)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-    return DemoReport(run_dir, result, proponents, len(traced), len(queries), top1, seconds, table, images)
+    return DemoReport(run_dir, result, proponents, len(traced), len(queries), top1, seconds, table,
+                      top1_rate(bm25, proponents), images)
+
+
+def top1_rate(result: AttributionResult, proponents: dict[str, set[str]]) -> float:
+    return float(np.mean([ranked[0][0] in proponents[q] for q, ranked in zip(result.query_ids, result.topk(1),
+                                                                              strict=True)]))
 
 
 def format_table(result: AttributionResult, proponents: dict[str, set[str]], queries: dict[str, dict],

@@ -109,14 +109,14 @@ def plot_metric_chart(metrics: dict[str, dict[str, float]], path: str | Path) ->
     """Grouped bars: each metric (MRR, mAP, P@1, R@10, top-1) for each method."""
     plt = _pyplot()
     names = [m for m in CHART_METRICS if any(m in values for values in metrics.values())]
-    fig, axis = plt.subplots(figsize=(1.4 + 1.3 * len(names), 3.0))
+    fig, axis = plt.subplots(figsize=(3.4 + 1.3 * len(names), 3.0))
     width = 0.8 / max(len(metrics), 1)
     for i, (label, values) in enumerate(metrics.items()):
         heights = [values.get(name, np.nan) for name in names]
         axis.bar(np.arange(len(names)) + i * width, heights, width, label=label)
     axis.set_xticks(np.arange(len(names)) + width * (len(metrics) - 1) / 2, labels=names, fontsize=8)
     axis.set_ylim(0, 1.05)
-    axis.legend(fontsize=7)
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never over them
     axis.set_title("metrics per method", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)

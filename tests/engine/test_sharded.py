@@ -148,11 +148,36 @@ def test_shard_sources(tmp_path):
         CandidateShards.from_source(tmp_path / "missing")
 
 
-def test_two_processes_give_the_same_scores_as_one(model_dir, tmp_path):
-    """`accelerate launch --multi_gpu --num_processes 2 ... --cpu`: two fresh processes (gloo) split the shards.
+def one_thread_run(model_dir, candidates, output_dir):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return method(model_dir).attribute_sharded(QUERIES, candidates, output_dir)
+    finally:
+        torch.set_num_threads(threads)
 
-    (`accelerate.debug_launcher` forks this already-running torch process, whose OpenMP pool then hangs the
-    children, so the test launches the documented command instead.)"""
+
+def test_debug_launcher_processes_give_the_same_scores_as_one(model_dir, tmp_path):
+    """`accelerate.debug_launcher` (two forked processes, gloo on CPU), started from a fresh interpreter."""
+    candidates = write_candidates(tmp_path / "data", 5)
+    script = Path(__file__).with_name("debug_launch.py")
+    done = subprocess.run([sys.executable, str(script), str(model_dir), str(candidates), str(tmp_path / "two"),
+                           json.dumps(OPTIONS), json.dumps(QUERIES)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "process 0 of 2" in done.stdout and "process 1 of 2" in done.stdout
+    shards = [json.loads((tmp_path / "two" / "shards" / f"shard-{i:05d}" / "result.json").read_text())
+              for i in range(5)]
+    assert all(s["candidate_ids"] for s in shards)
+    one = one_thread_run(model_dir, candidates, tmp_path / "one")
+    from hf_attrib import AttributionResult
+
+    two = AttributionResult.load(tmp_path / "two" / "result")
+    assert two.candidate_ids == one.candidate_ids and np.array_equal(two.scores, one.scores)
+
+
+def test_two_processes_give_the_same_scores_as_one(model_dir, tmp_path):
+    """`accelerate launch --multi_gpu --num_processes 2 ... --cpu`: two fresh processes (gloo) split the shards."""
     candidates = write_candidates(tmp_path / "data", 5)
     (tmp_path / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in QUERIES))
     options = [f"{k}={v}" for k, v in OPTIONS.items()]
@@ -164,12 +189,7 @@ def test_two_processes_give_the_same_scores_as_one(model_dir, tmp_path):
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "on 2 process(es)" in done.stdout
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        one = method(model_dir).attribute_sharded(QUERIES, candidates, tmp_path / "one")
-    finally:
-        torch.set_num_threads(threads)
+    one = one_thread_run(model_dir, candidates, tmp_path / "one")
     from hf_attrib import AttributionResult
 
     two = AttributionResult.load(tmp_path / "two" / "result")
