@@ -145,3 +145,25 @@ def ranked_text_figure(entries: list[tuple[str, list[tuple[int, str, float, str,
     fig.tight_layout()
     return _save(fig, path)
 
+
+
+def pair_grid(pairs: list[tuple[str, str, float]], images: dict[str, object], path: str | Path,
+              *, title: str = "", marked: set[tuple[str, str]] | None = None) -> Path:
+    """One column per (query, candidate, score) pair: the query image above its candidate, the score in the
+    title; marked pairs (e.g. exact duplicates) titled in red."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, len(pairs), figsize=(GRID_PANEL_WIDTH * len(pairs), 3.6), squeeze=False)
+    for column, (query_id, candidate_id, score) in enumerate(pairs):
+        red = marked is not None and (query_id, candidate_id) in marked
+        shown = ((query_id, query_id), (candidate_id, f"{candidate_id}\n{score:.4g}"))
+        for row, (identifier, caption) in enumerate(shown):
+            axis = axes[row, column]
+            axis.imshow(_rgb(images[identifier]) if hasattr(images[identifier], "convert") else images[identifier],
+                        cmap="gray")
+            axis.set_title(caption[:40], fontsize=6, color="tab:red" if red else "black")
+            axis.set_xticks([])
+            axis.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
