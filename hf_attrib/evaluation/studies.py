@@ -13,7 +13,7 @@ and take each group's mean loss change, negated — ascent *unlearns* the test s
 
 Two settings: multinomial logistic regression trained with L-BFGS (float64, L2 1e-3, 1000 iterations;
 near-noiseless) and a small CNN (two conv and two linear layers, SGD lr 0.01, momentum 0.9, weight decay 1e-3;
-noisy). Every training run starts from the same seed.
+noisy). Every training run starts from the same seed, and every CNN gets the same number of SGD steps.
 """
 
 from __future__ import annotations
@@ -106,9 +106,11 @@ def logistic_model() -> nn.Module:
 
 
 def train_classifier(kind: str, rows: Sequence[dict], *, seed: int = 0, epochs: int = 30,
-                     l2: float = 1e-3) -> nn.Module:
+                     l2: float = 1e-3, steps: int | None = None) -> nn.Module:
     """A model trained from scratch on `rows`: logistic regression by L-BFGS on mean cross-entropy +
-    ``l2 / 2 · ‖W‖²`` (zero start), or the CNN by SGD (seeded init and order)."""
+    ``l2 / 2 · ‖W‖²`` (zero start), or the CNN by SGD in batches of 32 (seeded init and order) for `epochs`
+    passes — or exactly `steps` optimizer steps, so that models retrained on more or fewer rows get the same
+    budget."""
     inputs = torch.as_tensor(np.stack([r["input"] for r in rows]))
     labels = torch.as_tensor([r["label"] for r in rows])
     if kind == "logistic":
@@ -133,11 +135,13 @@ def train_classifier(kind: str, rows: Sequence[dict], *, seed: int = 0, epochs: 
         torch.manual_seed(seed)
         model = SmallCNN()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-3)
-    for _ in range(epochs):
-        for batch in torch.randperm(len(rows), generator=generator).split(32):
+    budget = steps if steps is not None else epochs * -(-len(rows) // 32)
+    while budget > 0:
+        for batch in torch.randperm(len(rows), generator=generator).split(32)[:budget]:
             optimizer.zero_grad()
             nn.functional.cross_entropy(model(inputs[batch]), labels[batch]).backward()
             optimizer.step()
+            budget -= 1
     return model.eval()
 
 
@@ -169,16 +173,19 @@ def retraining_influences(kind: str, split: DigitsSplit, *, seed: int = 0, epoch
                           full: nn.Module | None = None, removed: dict[int, nn.Module] | None = None
                           ) -> tuple[np.ndarray, np.ndarray, nn.Module, dict[int, nn.Module]]:
     """Inf→ and Inf← of every group by retraining; the full and leave-group-out models can be passed in
-    (they do not depend on the test set) and are returned for reuse."""
+    (they do not depend on the test set) and are returned for reuse. Every CNN gets the full training set's
+    step budget (`epochs` passes over it), whatever its data: otherwise adding the test set would mean more
+    steps, and lower losses for every group."""
     groups = int(split.group_of.max()) + 1
     members = [[r for r, g in zip(split.train, split.group_of, strict=True) if g == k] for k in range(groups)]
-    full = full or train_classifier(kind, split.train, seed=seed, epochs=epochs)
+    budget = {"seed": seed, "steps": epochs * -(-len(split.train) // 32)}
+    full = full or train_classifier(kind, split.train, **budget)
     removed = removed if removed is not None else {}
     for k in range(groups):
         if k not in removed:
             removed[k] = train_classifier(kind, [r for r, g in zip(split.train, split.group_of, strict=True)
-                                                 if g != k], seed=seed, epochs=epochs)
-    union = train_classifier(kind, split.train + split.test, seed=seed, epochs=epochs)
+                                                 if g != k], **budget)
+    union = train_classifier(kind, split.train + split.test, **budget)
     test_loss = mean_loss(full, split.test)
     inf_forward = np.array([test_loss - mean_loss(removed[k], split.test) for k in range(groups)])
     inf_backward = np.array([mean_loss(union, members[k]) - mean_loss(full, members[k]) for k in range(groups)])
