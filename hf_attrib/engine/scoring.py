@@ -125,15 +125,18 @@ def _finite_terms(adapter: ModelAdapter, model: nn.Module, batch: dict, ids: lis
     return terms
 
 
+LOSS_FLOOR = 1e-12  # a loss that rounds to 0 (a perfectly fitted example) divides as this, not as 0
+
+
 def compare_losses(after: np.ndarray, before: np.ndarray, score: str = "difference") -> np.ndarray:
     """Scores from loss terms ``[rows, views, terms]``: per view, the terms' mean of the comparison;
-    then the best view (e.g. an image or its mirror image)."""
+    then the best view (e.g. an image or its mirror image). Ratios divide by at least `LOSS_FLOOR`."""
     if score == "difference":
         per_term = after - before
     elif score == "relative":
-        per_term = after / before
+        per_term = after / np.maximum(before, LOSS_FLOOR)
     elif score == "normalized":
-        per_term = (after - before) / (after + before)
+        per_term = (after - before) / np.maximum(after + before, LOSS_FLOOR)
     else:
         raise ValueError(f"score must be 'difference', 'relative' or 'normalized', got {score!r}")
     return per_term.mean(axis=-1).max(axis=-1)
