@@ -93,9 +93,9 @@ def plot_score_histogram(series: dict[str, tuple[AttributionResult, dict[str, se
         bins = np.histogram_bin_edges(scores, bins=40) if scores.size else 10
         axis.hist(scores, bins=bins, color="0.55", label="all candidates")
         if relevant:
-            hits = [result.scores[q, c] for q, query_id in enumerate(result.query_ids)
-                    for c, candidate_id in enumerate(result.candidate_ids)
-                    if candidate_id in relevant.get(query_id, ())]
+            column = {candidate_id: c for c, candidate_id in enumerate(result.candidate_ids)}
+            hits = [result.scores[q, column[c]] for q, query_id in enumerate(result.query_ids)
+                    for c in relevant.get(query_id, ()) if c in column]
             axis.hist(hits, bins=bins, color="tab:red", label="true proponents")
             axis.legend(fontsize=7)
         axis.set_yscale("log")

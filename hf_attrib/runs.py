@@ -108,7 +108,7 @@ def package_versions() -> dict[str, str]:
 
 def write_run_files(result: AttributionResult, folder: Path, *, info: RunInfo | None = None,
                     relevant: Mapping[str, set[str]] | None = None, examples: Mapping[str, dict] | None = None,
-                    top_k: int = 10, plots: bool = True) -> None:
+                    top_k: int = 10) -> None:
     """Everything but the scores and ``result.json`` (written by `AttributionResult.save`) into `folder`."""
     from datasets import Dataset
 
@@ -149,13 +149,12 @@ def write_run_files(result: AttributionResult, folder: Path, *, info: RunInfo | 
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     (folder / RUN_FILE).write_text(json.dumps(record, indent=1, default=str))
-    if plots:
-        from hf_attrib.report import plot_proponent_scores, plot_score_histogram
+    from hf_attrib.report import plot_proponent_scores, plot_score_histogram
 
-        (folder / "plots").mkdir()
-        plot_score_histogram({result.method or "scores": (result, relevant)}, folder / "plots" / "score-histogram.png")
-        if relevant is not None:
-            plot_proponent_scores(result, relevant, folder / "plots" / "proponent-scores.png")
+    (folder / "plots").mkdir()
+    plot_score_histogram({result.method or "scores": (result, relevant)}, folder / "plots" / "score-histogram.png")
+    if relevant is not None:
+        plot_proponent_scores(result, relevant, folder / "plots" / "proponent-scores.png")
     (folder / CARD_FILE).write_text(dataset_card(result, info, metrics, k))
 
 
