@@ -194,3 +194,7 @@ def test_two_processes_give_the_same_scores_as_one(model_dir, tmp_path):
 
     two = AttributionResult.load(tmp_path / "two" / "result")
     assert two.candidate_ids == one.candidate_ids and np.array_equal(two.scores, one.scores)
+    run = json.loads((tmp_path / "two" / "result" / "run.json").read_text())  # the merged result's provenance
+    assert run["model"] == {"id": str(model_dir), "revision": None, "fingerprint": model_sha256(
+        CausalLMAdapter.from_pretrained(str(model_dir)).model)}
+    assert run["datasets"]["candidates"]["shards"] == 5 and run["datasets"]["candidates"]["rows"] == 15
