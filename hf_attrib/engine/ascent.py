@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from typing import Any
 
 import torch
 from torch import nn
@@ -69,8 +70,10 @@ class ReversibleAscent:
                 p.copy_(saved)
                 p.grad = None
 
-    def ascend(self, batches: Sequence[QueryBatch]) -> None:
-        """`steps` optimizer steps maximizing the mean loss over all rows of `batches`."""
+    def ascend(self, batches: Sequence[QueryBatch],
+               prefix: tuple[Any, Sequence[torch.Tensor]] | None = None) -> None:
+        """`steps` optimizer steps maximizing the mean loss over all rows of `batches`. `prefix`: a
+        `FrozenPrefix` and each batch's states entering its first block, to run only the moved blocks."""
         params = [p for _, p in self.moved]
         args = self.args
         if args.optimizer == "sgd":
@@ -82,8 +85,9 @@ class ReversibleAscent:
         count = sum(len(ids) for ids, _ in batches)
         for step in range(args.steps):
             optimizer.zero_grad(set_to_none=True)
-            for ids, batch in batches:
-                losses = self.adapter.per_example_loss(self.model, batch)
+            for index, (ids, batch) in enumerate(batches):
+                with prefix[0].replay(prefix[1][index]) if prefix else nullcontext():
+                    losses = self.adapter.per_example_loss(self.model, batch)
                 _check_finite(losses, ids, step)
                 (losses.sum() / count).backward()
             optimizer.step()

@@ -165,7 +165,7 @@ class ForwardINF:
                                                  leave=False)):
                     try:
                         with self._stage("ascent"):
-                            ascent.ascend(group)
+                            ascent.ascend(group, self._query_prefix(prefix, group))
                         rows, columns = subsets[row] if subsets else (encoded, slice(None))
                         with self._stage("scoring"):
                             after = example_losses(self.adapter, ascent.model, rows, desc="losses after ascent",
@@ -183,7 +183,7 @@ class ForwardINF:
         for group in tqdm(groups, desc="Forward-INF ascent", disable=not self.args.progress, leave=False):
             try:
                 with self._stage("ascent"):
-                    ascent.ascend(group)
+                    ascent.ascend(group, self._query_prefix(prefix, group))
                 weights.append([p.detach().clone() for _, p in ascent.moved])
             finally:
                 ascent.restore()
@@ -194,6 +194,14 @@ class ForwardINF:
         finally:
             ascent.restore()
         return np.stack([compare_losses(terms, base, self.args.score) for terms in after])
+
+    def _query_prefix(self, prefix, group: list):
+        """The queries' own frozen-prefix states, so ascent too runs only the moved blocks (cloned out of
+        inference mode: autograd keeps them for the backward pass)."""
+        if prefix is None:
+            return None
+        frozen = prefix[0]
+        return frozen, [s.clone() for s in frozen.capture(self.adapter, self.adapter.model, [b for _, b in group])]
 
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:

@@ -48,8 +48,9 @@ def test_prefix_cache_equals_full_scoring_and_skips_the_frozen_blocks(family, gp
         calls[cached] = len(counter)
     np.testing.assert_allclose(results[True].scores, results[False].scores, rtol=1e-5, atol=1e-7)
     batches = -(-len(candidates) // OPTIONS["batch_size"])
-    # without the cache block 0 runs on every candidate batch for every query; with it only in the base pass
-    assert calls[False] - calls[True] == len(queries) * batches
+    # without the cache block 0 runs on every candidate batch for every query and in every ascent step; with it
+    # only in the base pass and once per query (capturing the query's own states)
+    assert calls[False] - calls[True] == len(queries) * (batches + OPTIONS["steps"] - 1)
     assert all(type(b).__name__ != "_PassThrough" for b in blocks)  # the stack is put back
 
 
