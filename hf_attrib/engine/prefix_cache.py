@@ -1,6 +1,6 @@
 """Frozen-prefix cache: when ascent moves only the last blocks of a decoder stack, the hidden states that
-enter the first moved block never change, so each candidate's are computed once and every query's scoring
-runs only the moved blocks and the head.
+enter the first moved block never change, so each candidate's (and each query's) are computed once and every
+query's ascent and scoring run only the moved blocks and the head.
 
 Replaying swaps the frozen blocks for pass-throughs and feeds the cached states to the first moved block
 (transformers' decoder stacks — GPT-2, Llama, Mistral, ... — call ``hidden_states = block(hidden_states,
