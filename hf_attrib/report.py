@@ -46,23 +46,22 @@ def image_grid(query_image, query_caption: str, ranked: list[tuple[str, float, o
     columns = 1 + len(ranked)
     fig, axes = plt.subplots(1, columns, figsize=(GRID_PANEL_WIDTH * columns, 2.1))
     axes = np.atleast_1d(axes)
-    axes[0].imshow(_rgb(query_image))
-    axes[0].set_title(f"query\n{query_caption[:24]}", fontsize=7)
+    _panel(axes[0], query_image, f"query\n{query_caption[:24]}")
     for axis, (candidate_id, score, image, relevant) in zip(axes[1:], ranked, strict=True):
-        axis.imshow(_rgb(image))
-        axis.set_title(f"{candidate_id[:20]}\n{score:.4g}", fontsize=7, color="tab:red" if relevant else "black")
-    for axis in axes:
-        axis.set_xticks([])
-        axis.set_yticks([])
+        _panel(axis, image, f"{candidate_id[:20]}\n{score:.4g}", red=relevant)
     if title:
         fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
 
 
-def _rgb(image):
-    """PIL images in RGB (a grayscale image would otherwise be drawn in false colour)."""
-    return image.convert("RGB") if hasattr(image, "convert") else image
+def _panel(axis, image, caption: str, *, red: bool = False, fontsize: int = 7) -> None:
+    """One image without ticks, its caption above (red when marked). PIL images are drawn in RGB and arrays
+    in gray (a grayscale image would otherwise be drawn in false colour)."""
+    axis.imshow(image.convert("RGB") if hasattr(image, "convert") else image, cmap="gray")
+    axis.set_title(caption, fontsize=fontsize, color="tab:red" if red else "black")
+    axis.set_xticks([])
+    axis.set_yticks([])
 
 
 def _pyplot():
@@ -157,12 +156,7 @@ def pair_grid(pairs: list[tuple[str, str, float]], images: dict[str, object], pa
         red = marked is not None and (query_id, candidate_id) in marked
         shown = ((query_id, query_id), (candidate_id, f"{candidate_id}\n{score:.4g}"))
         for row, (identifier, caption) in enumerate(shown):
-            axis = axes[row, column]
-            axis.imshow(_rgb(images[identifier]) if hasattr(images[identifier], "convert") else images[identifier],
-                        cmap="gray")
-            axis.set_title(caption[:40], fontsize=6, color="tab:red" if red else "black")
-            axis.set_xticks([])
-            axis.set_yticks([])
+            _panel(axes[row, column], images[identifier], caption[:40], red=red, fontsize=6)
     if title:
         fig.suptitle(title, fontsize=8)
     fig.tight_layout()

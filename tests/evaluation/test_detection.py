@@ -41,6 +41,17 @@ def test_detection_rates_and_auc_by_hand():
     assert memorization_pairs(result, k=2) == [("t1", "a", 0.9), ("t2", "b", 0.7)]
 
 
+def test_pair_grid_draws_one_column_per_pair(tmp_path):
+    from PIL import Image
+
+    from hf_attrib.report import GRID_PANEL_WIDTH, pair_grid
+
+    images = {i: np.random.default_rng(n).random((8, 8)) for n, i in enumerate(["t1", "t2", "a", "b"])}
+    path = pair_grid([("t1", "a", 0.9), ("t2", "b", 0.7)], images, tmp_path / "pairs.png", marked={("t1", "a")})
+    with Image.open(path) as png:
+        assert png.format == "PNG" and png.width == round(GRID_PANEL_WIDTH * 2 * 110)
+
+
 def test_the_leakage_pipeline_finds_planted_duplicates():
     """A planted copy has exactly the query's gradient: cosine TracIn must rank it first, every time. (Forward-INF
     in the seed's setting does not, here: see scripts/reproduce_leakage.py.)"""
