@@ -20,8 +20,7 @@ import hashlib
 import json
 import platform
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -62,14 +61,11 @@ class RunInfo:
 
         return cls(model_id=str(model_id), model_revision=revision, model_fingerprint=model_sha256(model))
 
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        """Time a stage; repeated stages add up."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.stages[name] = round(self.stages.get(name, 0.0) + time.perf_counter() - start, 3)
+    def stage(self, name: str):
+        """Time a stage (a context manager); repeated stages add up."""
+        from hf_attrib.engine.timing import timed_into
+
+        return timed_into(self.stages, name)
 
     def add_dataset(self, name: str, rows: Any, source: str = "") -> None:
         """Record a dataset's id (`source`: a Hub id or path), size and fingerprint."""
@@ -144,7 +140,7 @@ def write_run_files(result: AttributionResult, folder: Path, *, info: RunInfo | 
         "queries": len(result.query_ids),
         "candidates": len(result.candidate_ids),
         "top_k": k,
-        "stages_seconds": info.stages,
+        "stages_seconds": {name: round(seconds, 3) for name, seconds in info.stages.items()},
         "versions": package_versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -216,6 +212,7 @@ def dataset_card(result: AttributionResult, info: RunInfo, metrics: dict | None,
     table = "\n".join(["| | |", "|---|---|", *(f"| {name} | {value} |" for name, value in summary)])
     first = "\n".join(f"| {q} | {ranked[0][0]} | {ranked[0][1]:.6g} |"
                       for q, ranked in list(zip(result.query_ids, result.topk(1), strict=True))[:10])
+    stages = json.dumps({name: round(seconds, 3) for name, seconds in info.stages.items()})
     return f"""---
 {data.to_yaml()}
 ---
@@ -233,7 +230,7 @@ Top candidate per query (first 10):
 |---|---|---|
 {first}
 
-Seconds per stage: {json.dumps(info.stages)}. Options, datasets and package versions are in `run.json`.
+Seconds per stage: {stages}. Options, datasets and package versions are in `run.json`.
 
 ## Load it back
 

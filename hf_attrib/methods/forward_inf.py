@@ -8,10 +8,8 @@ losses ℓ(θ̂, z_i) are computed once for all queries. With one SGD step of si
 
 from __future__ import annotations
 
-import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from hf_attrib.engine.scoring import (
     example_losses_under_each,
 )
 from hf_attrib.engine.state import preserved_model_state
+from hf_attrib.engine.timing import timed_into
 from hf_attrib.results import AttributionResult
 
 
@@ -203,13 +202,8 @@ class ForwardINF:
         frozen = prefix[0]
         return frozen, [s.clone() for s in frozen.capture(self.adapter, self.adapter.model, [b for _, b in group])]
 
-    @contextmanager
-    def _stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.stage_seconds[name] += time.perf_counter() - start
+    def _stage(self, name: str):
+        return timed_into(self.stage_seconds, name)
 
     def _find_prefix(self, model) -> FrozenPrefix | None:
         selection = self.adapter.resolve_selection(self.args.parameters)
