@@ -5,6 +5,11 @@
 * **Mislabels**: rank training points by self-influence (Forward-INF: ascend on the point, its own loss
   change; TracIn: its gradient's squared norm); AUC against the flipped labels.
 * **Memorization pairs**: each test image's top Forward-INF training image; the highest-scoring pairs.
+
+`divided_by_gradient_norm` is a diagnostic, not the seed's method: it divides each candidate's score by the length
+of its own loss gradient (one backward pass per candidate, as TracIn needs). With a small step Forward-INF's score
+is close to a gradient dot product, which a memorized copy (near-zero gradient) loses to larger gradients pointing
+a similar way; divided by the length, the copy's exact alignment wins.
 """
 
 from __future__ import annotations
@@ -86,6 +91,19 @@ def tracin_self_influence(adapter, rows: list[dict], **options: Any) -> np.ndarr
         set_trainable(model, params)
         gradients = method.gradients(encoded, params, "self-influence")
     return (gradients.double() ** 2).sum(dim=1).cpu().numpy()
+
+
+def divided_by_gradient_norm(result: AttributionResult, adapter, candidates: list[dict],
+                             **options: Any) -> AttributionResult:
+    """`result` with each candidate's column divided by the length of that candidate's loss gradient (the
+    parameters TracIn's `options` select)."""
+    if [adapter.row_id(row) for row in candidates] != list(result.candidate_ids):
+        raise ValueError("candidates must be the rows `result` was computed on, in the same order")
+    lengths = np.sqrt(tracin_self_influence(adapter, candidates, **options))
+    scores = result.scores / np.maximum(lengths, np.finfo(np.float64).tiny)[None]
+    return AttributionResult(scores, list(result.query_ids), list(result.candidate_ids),
+                             method=f"{result.method}/gradient-norm",
+                             config={**result.config, "divided_by_gradient_norm": True})
 
 
 def auc(scores: np.ndarray, positive: np.ndarray) -> float:

@@ -9,6 +9,7 @@ from hf_attrib.adapters import ClassifierAdapter
 from hf_attrib.evaluation.detection import (
     auc,
     detection_rates,
+    divided_by_gradient_norm,
     forward_inf_self_influence,
     leaked_digits,
     memorization_pairs,
@@ -64,6 +65,32 @@ def test_the_leakage_pipeline_finds_planted_duplicates():
     forward_inf = ForwardINF(adapter, optimizer="adam", learning_rate=5e-3, steps=1, parameters="all",
                              batch_size=256, progress=False).attribute(leaked, split.train)
     assert forward_inf.scores.shape == result.scores.shape and np.isfinite(forward_inf.scores).all()
+    # divided by each candidate's gradient length, a small-step Forward-INF finds every copy (the diagnostic)
+    small = ForwardINF(adapter, optimizer="sgd", learning_rate=1e-4, steps=1, parameters="all", batch_size=256,
+                       progress=False).attribute(leaked, split.train)
+    assert detection_rates(divided_by_gradient_norm(small, adapter, split.train, parameters="all"),
+                           split.duplicate_of)["top1"] == 1.0
     tracin = tracin_self_influence(adapter, split.train[:20], parameters="all")
     fi = forward_inf_self_influence(adapter, split.train[:20], optimizer="sgd", learning_rate=1e-2, steps=1)
     assert tracin.shape == fi.shape == (20,) and (tracin >= 0).all() and np.isfinite(fi).all()
+
+
+def test_gradient_norm_division_matches_autograd_per_row():
+    import torch
+
+    split = leaked_digits(train_size=60, leak_share=0.0, seed=3)
+    model = train_classifier("cnn", split.train, epochs=2).double()
+    adapter = ClassifierAdapter(model, num_classes=10)
+    rows, queries = split.train[:12], split.test[:3]
+    result = ForwardINF(adapter, optimizer="sgd", learning_rate=1e-2, steps=1, progress=False).attribute(queries, rows)
+    lengths = []
+    for row in rows:  # independent: one backward pass per row through plain torch
+        model.zero_grad()
+        x = torch.as_tensor(row["input"], dtype=torch.float64)[None]
+        torch.nn.functional.cross_entropy(model(x), torch.tensor([row["label"]])).backward()
+        lengths.append(float(torch.sqrt(sum((p.grad ** 2).sum() for p in model.parameters()))))
+    divided = divided_by_gradient_norm(result, adapter, rows, parameters="all")
+    np.testing.assert_allclose(divided.scores, result.scores / np.array(lengths)[None], rtol=1e-8)
+    assert divided.query_ids == result.query_ids and divided.method == "forward-inf/gradient-norm"
+    with pytest.raises(ValueError, match="same order"):
+        divided_by_gradient_norm(result, adapter, rows[::-1])
