@@ -5,7 +5,9 @@ Tables analogous to the seed's:
   Table 5: the same for mislabel ratios 20 / 30 / 50% (validation size 500);
   Table 7: Pearson / Spearman of Forward-INF and Inf← for validation sizes 50 / 100 / 500 (ratio 0.5);
 each for logistic regression (L-BFGS, near-noiseless) and a small CNN (SGD, noisy); then, for logistic
-regression, Tables 4 and 7's Pearson over `--seeds` different splits (seed 0 is the tables'). See
+regression, Tables 4 and 7's Pearson over `--seeds` different splits (seed 0 is the tables'), and at
+validation size 500 for stronger L2 (a retraining weighs directions by the inverse curvature, a short ascent
+does not; strong L2 flattens the curvature). See
 `hf_attrib.evaluation.studies` for the definitions and signs.
 
     python scripts/reproduce_mirrored.py [--quick] [--seeds N]
@@ -24,6 +26,26 @@ from hf_attrib.evaluation.studies import MirroredArguments, run_mirrored
 
 PAIRS = {"table4": "inf_forward~inf_backward", "table5": "inf_forward~inf_backward",
          "table7": "forward_inf~inf_backward"}
+
+
+L2_STRENGTHS = (1e-2, 1e-1, 1.0)
+
+
+def logistic_pearsons(seeds, sizes, l2: float, base: dict) -> dict:
+    """Per table (4: Inf→ vs Inf←, 7: Forward-INF vs Inf←) and validation size, each split's Pearson."""
+    out: dict = {table: {str(size): [] for size in sizes} for table in ("table4", "table7")}
+    for seed in seeds:
+        cache: dict = {}
+        for size in sizes:
+            run = run_mirrored(MirroredArguments(model="logistic", validation_size=size, mislabel_ratio=0.5,
+                                                 seed=seed, l2=l2, **base), cache).correlations()
+            for table in out:
+                out[table][str(size)].append(run[PAIRS[table]]["pearson"])
+    return out
+
+
+def spread_text(values: list[float]) -> str:
+    return f"{np.mean(values):.3f} [{min(values):.3f}, {max(values):.3f}]"
 
 
 def main() -> None:
@@ -56,15 +78,11 @@ def main() -> None:
                 ("inf_forward", runs[("size", 500)].inf_forward), ("inf_backward", runs[("size", 500)].inf_backward),
                 ("forward_inf", runs[("size", 500)].forward_inf), ("mislabeled", runs[("size", 500)].mislabeled))},
         }
-    spread: dict = {pair: {str(size): [] for size in sizes} for pair in ("table4", "table7")}
-    for seed in range(seeds):
-        cache = {}
-        for size in sizes:
-            run = run_mirrored(MirroredArguments(model="logistic", validation_size=size, mislabel_ratio=0.5,
-                                                 seed=seed, **base), cache).correlations()
-            for table in spread:
-                spread[table][str(size)].append(run[PAIRS[table]]["pearson"])
+    spread = logistic_pearsons(range(seeds), sizes, 1e-3, base)
+    by_l2 = {l2: logistic_pearsons(range(seeds), (500,), l2, base) for l2 in L2_STRENGTHS}
     figures["logistic_pearson_by_seed"] = spread
+    figures["logistic_pearson_by_l2_at_500"] = {str(l2): {table: v["500"] for table, v in values.items()}
+                                                for l2, values in by_l2.items()}
     figures["seconds"] = round(time.perf_counter() - start, 1)
     titles = {"table4": "Table 4 - Inf-> vs Inf<-, by validation size (mislabel ratio 0.5)",
               "table5": "Table 5 - Inf-> vs Inf<-, by mislabel ratio (validation size 500)",
@@ -80,8 +98,12 @@ def main() -> None:
     print(f"\nlogistic regression, Pearson over {seeds} splits (seeds 0-{seeds - 1}): mean [min, max]")
     print(f"{'validation size':<22}" + "".join(f"{size:>26}" for size in sizes))
     for table, label in (("table4", "Inf-> vs Inf<-"), ("table7", "Forward-INF vs Inf<-")):
-        cells = [f"{np.mean(v):.3f} [{min(v):.3f}, {max(v):.3f}]" for v in spread[table].values()]
-        print(f"{label:<22}" + "".join(f"{c:>26}" for c in cells))
+        print(f"{label:<22}" + "".join(f"{spread_text(v):>26}" for v in spread[table].values()))
+    print(f"\nlogistic regression, validation size 500, by L2 strength (the study's is 1e-3), {seeds} splits")
+    print(f"{'L2':<8}{'Inf-> vs Inf<-':>26}{'Forward-INF vs Inf<-':>26}")
+    for l2, values in {1e-3: {t: v["500"] for t, v in spread.items()},
+                       **{l2: {t: v["500"] for t, v in by.items()} for l2, by in by_l2.items()}}.items():
+        print(f"{l2:<8g}{spread_text(values['table4']):>26}{spread_text(values['table7']):>26}")
     print(f"\ntargets (logistic): Pearson(Inf->, Inf<-) >= 0.9; Pearson(Forward-INF, Inf<-) >= 0.95; "
           f"{figures['seconds']:.0f} s")
     print(json.dumps(figures))

@@ -41,6 +41,8 @@ class MirroredArguments(Arguments):
                                                                  "group (group g: ratio · g / (groups − 1))."})
     validation_size: int = field(default=500, metadata={"help": "Size of the test (validation) set."})
     epochs: int = field(default=30, metadata={"help": "CNN training epochs."})
+    l2: float = field(default=1e-3, metadata={"help": "Logistic regression's L2 strength (mean cross-entropy + "
+                                                      "l2/2 · ‖W‖²); the CNN's weight decay stays 1e-3."})
     seed: int = field(default=0, metadata={"help": "Seed of the split, the flips and every training run."})
 
     def __post_init__(self) -> None:
@@ -169,7 +171,7 @@ class MirroredResult:
         return {name: {"pearson": pearson(a, b), "spearman": spearman(a, b)} for name, (a, b) in pairs.items()}
 
 
-def retraining_influences(kind: str, split: DigitsSplit, *, seed: int = 0, epochs: int = 30,
+def retraining_influences(kind: str, split: DigitsSplit, *, seed: int = 0, epochs: int = 30, l2: float = 1e-3,
                           full: nn.Module | None = None, removed: dict[int, nn.Module] | None = None
                           ) -> tuple[np.ndarray, np.ndarray, nn.Module, dict[int, nn.Module]]:
     """Inf→ and Inf← of every group by retraining; the full and leave-group-out models can be passed in
@@ -178,7 +180,7 @@ def retraining_influences(kind: str, split: DigitsSplit, *, seed: int = 0, epoch
     steps, and lower losses for every group."""
     groups = int(split.group_of.max()) + 1
     members = [[r for r, g in zip(split.train, split.group_of, strict=True) if g == k] for k in range(groups)]
-    budget = {"seed": seed, "steps": epochs * -(-len(split.train) // 32)}
+    budget = {"seed": seed, "steps": epochs * -(-len(split.train) // 32), "l2": l2}
     full = full or train_classifier(kind, split.train, **budget)
     removed = removed if removed is not None else {}
     for k in range(groups):
@@ -210,10 +212,11 @@ def run_mirrored(args: MirroredArguments, cache: dict | None = None) -> Mirrored
     """One setting; `cache` (a dict the caller keeps) reuses full and leave-group-out models across
     validation sizes of the same training set."""
     split = digits_split(args.train_size, args.validation_size, args.groups, args.mislabel_ratio, args.seed)
-    key = (args.model, args.train_size, args.groups, args.mislabel_ratio, args.seed, args.epochs)
+    key = (args.model, args.train_size, args.groups, args.mislabel_ratio, args.seed, args.epochs, args.l2)
     store = cache.setdefault(key, {}) if cache is not None else {}
     inf_forward, inf_backward, full, removed = retraining_influences(
-        args.model, split, seed=args.seed, epochs=args.epochs, full=store.get("full"), removed=store.get("removed"))
+        args.model, split, seed=args.seed, epochs=args.epochs, l2=args.l2, full=store.get("full"),
+        removed=store.get("removed"))
     store.update(full=full, removed=removed)
     mislabeled = np.array([split.flipped[split.group_of == k].mean() for k in range(args.groups)])
     return MirroredResult(args, inf_forward, inf_backward, forward_inf_groups(full, split), mislabeled)

@@ -70,15 +70,15 @@ def scipy_logistic(rows, l2=1e-3):
     return loss_on
 
 
-def test_retraining_ground_truth_matches_an_independent_optimizer():
+@pytest.mark.parametrize("l2", [1e-3, 0.1])
+def test_retraining_ground_truth_matches_an_independent_optimizer(l2):
     split = digits_split(train_size=90, validation_size=30, groups=3, mislabel_ratio=0.5, seed=0)
-    inf_forward, inf_backward, full, _ = retraining_influences("logistic", split)
+    inf_forward, inf_backward, full, _ = retraining_influences("logistic", split, l2=l2)
     members = [[r for r, g in zip(split.train, split.group_of, strict=True) if g == k] for k in range(3)]
-    full_loss = scipy_logistic(split.train)
-    union_loss = scipy_logistic(split.train + split.test)
-    expected_forward = [full_loss(split.test) - scipy_logistic([r for r, g in zip(split.train, split.group_of,
-                                                                                  strict=True) if g != k])(split.test)
-                        for k in range(3)]
+    full_loss = scipy_logistic(split.train, l2)
+    union_loss = scipy_logistic(split.train + split.test, l2)
+    without = [[r for r, g in zip(split.train, split.group_of, strict=True) if g != k] for k in range(3)]
+    expected_forward = [full_loss(split.test) - scipy_logistic(without[k], l2)(split.test) for k in range(3)]
     expected_backward = [union_loss(members[k]) - full_loss(members[k]) for k in range(3)]
     np.testing.assert_allclose(inf_forward, expected_forward, atol=1e-5)
     np.testing.assert_allclose(inf_backward, expected_backward, atol=1e-5)
